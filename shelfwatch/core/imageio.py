@@ -1,0 +1,45 @@
+"""Reading photos as a person sees them (EXIF orientation applied), with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from shelfwatch.core.errors import BadInputError
+
+# Pillow's own bomb guard fires at ~89 MP; shelf photos never need more than this.
+MAX_PIXELS = 80_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Load a photo as a BGR uint8 array, upright per its EXIF orientation."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(str(path), "no such file")
+    if path.is_dir():
+        raise BadInputError(str(path), "is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise BadInputError(str(path), "empty file")
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise BadInputError(str(path), f"image too large ({img.width}x{img.height})")
+            img = ImageOps.exif_transpose(img)
+            rgb = img.convert("RGB")
+            rgb.load()
+    except BadInputError:
+        raise
+    except UnidentifiedImageError:
+        raise BadInputError(str(path), "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError:
+        raise BadInputError(str(path), "image too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInputError(str(path), f"unreadable image ({exc})") from None
+    arr = np.asarray(rgb)
+    if arr.shape[0] < 32 or arr.shape[1] < 32:
+        raise BadInputError(str(path), f"image too small ({arr.shape[1]}x{arr.shape[0]})")
+    return cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)

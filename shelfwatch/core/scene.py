@@ -1,0 +1,197 @@
+"""``ShelfScene``: shelves, product instances with masks, gaps and SKU labels of one photo.
+
+Products are held column-wise (one numpy array per attribute), like supervision's
+``Detections``: stages filter and extend them with pure functions instead of mutating
+per-object records. Masks are kept cropped to their box so a dense photo stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """One shelf level: the band of the photo from the products' tops down to the shelf edge.
+
+    ``index`` counts from 1 at the top. ``y1``/``y2`` bound the band; ``edge_y`` is the shelf
+    edge (front lip) the products stand on.
+    """
+
+    index: int
+    y1: int
+    y2: int
+    x1: int = 0
+    x2: int = 0
+    edge_y: int | None = None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Empty facing space on a shelf."""
+
+    shelf: int
+    bbox: tuple[int, int, int, int]
+    width_cm: float | None = None
+    missing_facings: int | None = None
+
+    @property
+    def width_px(self) -> int:
+        return int(self.bbox[2] - self.bbox[0])
+
+
+@dataclass
+class Products:
+    """Product instances (facings) of one photo, column-wise.
+
+    ``xyxy``: (N, 4) int boxes in pixels; ``masks``: N boolean arrays cropped to their box
+    (or ``None`` for box-only backends); ``scores``: (N,) confidence; ``shelf``: (N,) shelf
+    index, 0 when unassigned; ``sku``: N labels, ``None`` when not identified;
+    ``sku_score``: (N,) similarity of the SKU match.
+    """
+
+    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    masks: list[np.ndarray] | None = None
+    shelf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    sku: list[str | None] = field(default_factory=list)
+    sku_score: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        self.xyxy = np.asarray(self.xyxy, dtype=np.int32).reshape(n, 4)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n)
+        if len(self.shelf) != n:
+            self.shelf = np.zeros(n, dtype=np.int32)
+        self.shelf = np.asarray(self.shelf, dtype=np.int32)
+        if len(self.sku) != n:
+            self.sku = [None] * n
+        if len(self.sku_score) != n:
+            self.sku_score = np.zeros(n, dtype=np.float32)
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"{len(self.masks)} masks for {n} boxes")
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: np.ndarray | list[int] | slice) -> Products:
+        """Select products by boolean mask, index list or slice (always returns ``Products``)."""
+        idx = np.arange(len(self))[index]
+        idx = np.atleast_1d(idx)
+        return Products(
+            xyxy=self.xyxy[idx],
+            scores=self.scores[idx],
+            masks=None if self.masks is None else [self.masks[i] for i in idx],
+            shelf=self.shelf[idx],
+            sku=[self.sku[i] for i in idx],
+            sku_score=self.sku_score[idx],
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Products]) -> Products:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls()
+        has_masks = all(p.masks is not None for p in parts)
+        return cls(
+            xyxy=np.concatenate([p.xyxy for p in parts]),
+            scores=np.concatenate([p.scores for p in parts]),
+            masks=[m for p in parts for m in p.masks] if has_masks else None,  # type: ignore[union-attr]
+            shelf=np.concatenate([p.shelf for p in parts]),
+            sku=[s for p in parts for s in p.sku],
+            sku_score=np.concatenate([p.sku_score for p in parts]),
+        )
+
+    @property
+    def centers(self) -> np.ndarray:
+        return (
+            np.stack(
+                [(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, (self.xyxy[:, 1] + self.xyxy[:, 3]) / 2],
+                axis=1,
+            )
+            if len(self)
+            else np.zeros((0, 2))
+        )
+
+    @property
+    def widths(self) -> np.ndarray:
+        return (self.xyxy[:, 2] - self.xyxy[:, 0]).astype(np.float32)
+
+    def full_mask(self, i: int, height: int, width: int) -> np.ndarray:
+        """Mask of product ``i`` at image resolution (the box itself for box-only backends)."""
+        out = np.zeros((height, width), dtype=bool)
+        x1, y1, x2, y2 = (int(v) for v in self.xyxy[i])
+        if self.masks is None:
+            out[y1:y2, x1:x2] = True
+        else:
+            crop = self.masks[i]
+            out[y1 : y1 + crop.shape[0], x1 : x1 + crop.shape[1]] = crop[
+                : height - y1, : width - x1
+            ]
+        return out
+
+
+@dataclass
+class ShelfScene:
+    """Everything the vision stage found in one photo."""
+
+    width: int
+    height: int
+    shelves: list[Shelf] = field(default_factory=list)
+    products: Products = field(default_factory=Products)
+    gaps: list[Gap] = field(default_factory=list)
+    backend: str = ""
+    quality: dict[str, float | bool] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def with_products(self, products: Products) -> ShelfScene:
+        return replace(self, products=products)
+
+    def counts(self) -> dict[str, object]:
+        """Product counts overall, per shelf and per SKU (``unknown`` for unidentified)."""
+        per_shelf: dict[str, int] = {}
+        per_sku: dict[str, int] = {}
+        for shelf, sku in zip(self.products.shelf, self.products.sku, strict=True):
+            per_shelf[str(int(shelf))] = per_shelf.get(str(int(shelf)), 0) + 1
+            key = sku or "unknown"
+            per_sku[key] = per_sku.get(key, 0) + 1
+        return {
+            "products": len(self.products),
+            "gaps": len(self.gaps),
+            "per_shelf": dict(sorted(per_shelf.items(), key=lambda kv: int(kv[0]))),
+            "per_sku": dict(sorted(per_sku.items())),
+        }
+
+    def to_json(self, image: str) -> dict[str, object]:
+        """The ``analyze --json`` record (a stable contract: extend, never rename)."""
+        return {
+            "image": image,
+            "width": self.width,
+            "height": self.height,
+            "backend": self.backend,
+            "shelves": [{"index": s.index, "y1": s.y1, "y2": s.y2} for s in self.shelves],
+            "products": [
+                {
+                    "bbox": [int(v) for v in self.products.xyxy[i]],
+                    "score": round(float(self.products.scores[i]), 4),
+                    "shelf": int(self.products.shelf[i]),
+                    "sku": self.products.sku[i],
+                }
+                for i in range(len(self.products))
+            ],
+            "gaps": [
+                {
+                    "bbox": list(g.bbox),
+                    "shelf": g.shelf,
+                    "width_px": g.width_px,
+                    "width_cm": g.width_cm,
+                    "missing_facings": g.missing_facings,
+                }
+                for g in self.gaps
+            ],
+            "counts": self.counts(),
+            "quality": self.quality,
+            "warnings": self.warnings,
+        }

@@ -1,0 +1,1 @@
+"""Reference layouts (planograms), catalogs, SKU identification and compliance checking."""

@@ -1,0 +1,45 @@
+"""Settings from environment variables (prefix ``SHELFWATCH_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Paths default under ``home`` so one variable moves it all."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHELFWATCH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".shelfwatch")
+    database_url: str | None = None
+    storage_dir: Path | None = None
+    backend: str = "opencv"
+    model_dir: Path | None = None
+    offline: bool = False
+    max_attempts: int = 3
+    dashboard_port: int = 8501
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'shelfwatch.db').as_posix()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or (self.home / "photos")
+
+    def ensure_dirs(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,142 @@
+"""Facings and gaps inside one shelf's product zone, by column occupancy and vertical edges.
+
+Products stand on the shelf edge, so the lower part of the zone tells occupied columns from
+empty ones; wide occupied runs (touching products) are split where vertical edges repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class ZoneResult:
+    boxes: list[tuple[int, int, int, int]]
+    masks: list[np.ndarray]
+    scores: list[float]
+    gaps: list[tuple[int, int, int, int]]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open [start, end) runs of True."""
+    padded = np.concatenate([[False], flags, [False]])
+    diff = np.diff(padded.astype(np.int8))
+    return list(zip(np.nonzero(diff == 1)[0], np.nonzero(diff == -1)[0], strict=True))
+
+
+def background_lab(lab: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """Colour of the fixture back: the calm pixels of the zone's top strip (above the products)."""
+    top = max(3, lab.shape[0] // 10)
+    strip, calm = lab[:top].reshape(-1, 3), (texture[:top] < 40).reshape(-1)
+    pixels = strip[calm] if calm.sum() > 20 else strip
+    return np.median(pixels, axis=0)
+
+
+def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Pixels that differ from the back colour or carry texture."""
+    dist = np.linalg.norm(lab.astype(np.float32) - back[None, None, :], axis=2)
+    fg = ((dist > 22) | (texture > 90)).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return fg.astype(bool)
+
+
+def _period(profile: np.ndarray, lo: int, hi: int) -> int | None:
+    """Strongest repeat distance of a vertical-edge profile in [lo, hi] px (autocorrelation)."""
+    p = profile - profile.mean()
+    if hi <= lo or len(p) < 2 * lo or not p.any():
+        return None
+    ac = np.correlate(p, p, mode="full")[len(p) - 1 :]
+    hi = min(hi, len(ac) - 1)
+    if hi <= lo:
+        return None
+    return int(lo + np.argmax(ac[lo : hi + 1]))
+
+
+def _split_run(x1: int, x2: int, edge_profile: np.ndarray, width: float) -> list[tuple[int, int]]:
+    """Split a run of touching facings at the strongest vertical edges near multiples of width."""
+    n = int(round((x2 - x1) / width))
+    if n <= 1:
+        return [(x1, x2)]
+    cuts = [x1]
+    step = (x2 - x1) / n
+    for k in range(1, n):
+        centre = int(x1 + k * step)
+        lo, hi = max(cuts[-1] + 2, int(centre - 0.3 * step)), min(x2 - 2, int(centre + 0.3 * step))
+        cut = centre if hi <= lo else lo + int(np.argmax(edge_profile[lo:hi]))
+        cuts.append(cut)
+    cuts.append(x2)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def find_facings(bgr: np.ndarray, x1: int, x2: int, y1: int, y2: int) -> ZoneResult:
+    """Product facings (boxes, cropped masks, scores) and gaps in zone (x1, y1)-(x2, y2)."""
+    zone = bgr[y1:y2, x1:x2]
+    zh, zw = zone.shape[:2]
+    if zh < 12 or zw < 12:
+        return ZoneResult([], [], [], [])
+    lab = cv2.cvtColor(zone, cv2.COLOR_BGR2LAB)
+    gray = cv2.cvtColor(zone, cv2.COLOR_BGR2GRAY)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    texture = cv2.GaussianBlur(np.hypot(gx, gy), (0, 0), 2)
+    back = background_lab(lab, texture)
+    fg = foreground_mask(lab, texture, back)
+    low = fg[int(zh * 0.7) :]
+    occupancy = np.convolve(low.mean(axis=0), np.ones(3) / 3, mode="same")
+    occupied = occupancy > 0.5
+    min_width = max(4, int(0.08 * zh))
+    runs = [(a, b) for a, b in _runs(occupied) if b - a >= min_width]
+
+    vertical = np.where(np.abs(gx) > 2 * np.abs(gy), np.abs(gx), 0).sum(axis=0)
+    widths = np.array([b - a for a, b in runs], dtype=float)
+    single = widths[widths < 1.2 * zh]
+    facing_w = float(np.median(single)) if len(single) >= 3 else None
+    if facing_w is None:
+        facing_w = float(_period(vertical, max(6, int(0.2 * zh)), int(1.2 * zh)) or 0.5 * zh)
+
+    boxes, masks, scores = [], [], []
+    for a, b in runs:
+        parts = _split_run(a, b, vertical, facing_w) if b - a > 1.6 * facing_w else [(a, b)]
+        for pa, pb in parts:
+            cols = fg[:, pa:pb]
+            row_occ = cols.mean(axis=1)
+            # Climb from the shelf up; a dark label band as wide as the pack may
+            # look like the back, so only a long run of empty rows ends the pack.
+            allowed = max(3, int(0.2 * zh))
+            top = zh - 1
+            misses = 0
+            while top > 0 and misses < allowed:
+                top -= 1
+                misses = misses + 1 if row_occ[top] < 0.3 else 0
+            top = min(zh - 1, top + misses)
+            crop = cols[top:].astype(np.uint8)
+            crop = cv2.morphologyEx(crop, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+            crop = _fill_rows(crop)
+            if crop.sum() < 0.25 * crop.size:
+                continue
+            boxes.append((x1 + pa, y1 + top, x1 + pb, y2))
+            masks.append(crop.astype(bool))
+            scores.append(float(np.clip(occupancy[pa:pb].mean(), 0, 1)))
+
+    gaps = []
+    gap_min = max(min_width, int(0.55 * facing_w))
+    for a, b in _runs(~occupied):
+        if b - a >= gap_min:
+            gaps.append((x1 + a, y1, x1 + b, y2))
+    return ZoneResult(boxes, masks, scores, gaps)
+
+
+def _fill_rows(mask: np.ndarray) -> np.ndarray:
+    """Fill each row between its leftmost and rightmost pixel (packs are solid)."""
+    out = np.zeros_like(mask)
+    any_row = mask.any(axis=1)
+    if not any_row.any():
+        return out
+    left = np.argmax(mask, axis=1)
+    right = mask.shape[1] - np.argmax(mask[:, ::-1], axis=1)
+    for r in np.nonzero(any_row)[0]:
+        out[r, left[r] : right[r]] = 1
+    return out

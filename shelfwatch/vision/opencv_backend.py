@@ -1,0 +1,163 @@
+"""The no-weights default backend: classical OpenCV shelf, facing and gap finding."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
+from shelfwatch.vision.facings import find_facings
+from shelfwatch.vision.quality import photo_quality
+from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges
+
+WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
+
+
+class OpenCVSegmenter:
+    """Shelf edges from long horizontal lines; facings from occupancy and vertical edges."""
+
+    name = "opencv"
+
+    def segment(self, image: np.ndarray) -> ShelfScene:
+        height, width = image.shape[:2]
+        scale = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
+        work = (
+            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else image
+        )
+        gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
+        tilt = estimate_tilt(gray)
+        wh, ww = gray.shape
+        rot = cv2.getRotationMatrix2D((ww / 2, wh / 2), tilt, 1.0)
+        if abs(tilt) > 0.3:
+            work = cv2.warpAffine(
+                work, rot, (ww, wh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+            gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
+        scene = _segment_upright(work, gray)
+        # Back to the photo's own frame: undo the deskew, then the working scale.
+        back = np.vstack([cv2.invertAffineTransform(rot), [0, 0, 1]])
+        back = np.diag([1 / scale, 1 / scale, 1]) @ back
+        scene = _transform_scene(scene, back, width, height, ww, wh)
+        scene.quality = photo_quality(gray, tilt)
+        scene.backend = self.name
+        if not scene.shelves:
+            scene.warnings.append("no shelf edges found")
+            scene.quality["low_confidence"] = True
+        return scene
+
+
+def _segment_upright(work: np.ndarray, gray: np.ndarray) -> ShelfScene:
+    h, w = gray.shape
+    edges = find_shelf_edges(gray)
+    shelves: list[Shelf] = []
+    parts: list[Products] = []
+    gaps: list[Gap] = []
+    zones = []
+    prev_bottom = 0
+    for edge in edges:
+        zones.append((prev_bottom, edge.y_top, edge))
+        prev_bottom = edge.y_bottom + 1
+    # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
+    tallest = max((b - a for a, b, _ in zones), default=0)
+    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * tallest)]
+    for zone_top, zone_bottom, edge in zones:
+        index = len(shelves) + 1
+        shelves.append(Shelf(index, zone_top, edge.y_bottom + 1, edge.x1, edge.x2, edge.y_top))
+        found = find_facings(work, edge.x1, edge.x2, zone_top, zone_bottom)
+        if found.boxes:
+            parts.append(
+                Products(
+                    xyxy=np.array(found.boxes),
+                    scores=np.array(found.scores),
+                    masks=found.masks,
+                    shelf=np.full(len(found.boxes), index),
+                )
+            )
+        gaps.extend(Gap(shelf=index, bbox=g) for g in found.gaps)
+    return ShelfScene(
+        width=w, height=h, shelves=shelves, products=Products.concat(parts), gaps=gaps
+    )
+
+
+def _map_box(
+    m: np.ndarray, box: tuple[int, int, int, int], w: int, h: int
+) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = box
+    pts = np.array([[x1, y1, 1], [x2, y1, 1], [x2, y2, 1], [x1, y2, 1]], dtype=np.float64) @ m.T
+    return (
+        int(np.clip(pts[:, 0].min(), 0, w)),
+        int(np.clip(pts[:, 1].min(), 0, h)),
+        int(np.clip(round(pts[:, 0].max()), 0, w)),
+        int(np.clip(round(pts[:, 1].max()), 0, h)),
+    )
+
+
+def _transform_scene(
+    scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int, wh: int
+) -> ShelfScene:
+    """Map boxes and masks from the working frame (deskewed, scaled) to the photo."""
+    products = scene.products
+    boxes = [_map_box(m, tuple(b), w, h) for b in products.xyxy]
+    masks = None
+    if products.masks is not None:
+        masks = []
+        inv = np.linalg.inv(m)
+        for (x1, y1, x2, y2), crop, src in zip(boxes, products.masks, products.xyxy, strict=True):
+            if x2 <= x1 or y2 <= y1:
+                masks.append(np.zeros((max(0, y2 - y1), max(0, x2 - x1)), bool))
+                continue
+            # Photo pixel -> working frame pixel, relative to the crop's origin.
+            shift = (
+                np.array([[1, 0, -src[0]], [0, 1, -src[1]], [0, 0, 1]])
+                @ inv
+                @ np.array([[1, 0, x1], [0, 1, y1], [0, 0, 1]])
+            )
+            warped = cv2.warpAffine(
+                crop.astype(np.uint8),
+                shift[:2],
+                (x2 - x1, y2 - y1),
+                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            )
+            masks.append(warped.astype(bool))
+    shelves = []
+    for s in scene.shelves:
+        cx = (s.x1 + s.x2) / 2 if s.x2 > s.x1 else ww / 2
+        pts = (
+            np.array(
+                [
+                    [cx, s.y1, 1],
+                    [cx, s.y2, 1],
+                    [cx, s.edge_y or s.y2, 1],
+                    [s.x1, s.y1, 1],
+                    [s.x2, s.y1, 1],
+                ]
+            )
+            @ m.T
+        )
+        shelves.append(
+            Shelf(
+                s.index,
+                int(max(0, pts[0, 1])),
+                int(min(h, pts[1, 1])),
+                int(np.clip(pts[3, 0], 0, w)),
+                int(np.clip(pts[4, 0], 0, w)),
+                int(pts[2, 1]),
+            )
+        )
+    gaps = [Gap(g.shelf, _map_box(m, g.bbox, w, h)) for g in scene.gaps]
+    return ShelfScene(
+        width=w,
+        height=h,
+        shelves=shelves,
+        products=Products(
+            xyxy=np.array(boxes).reshape(-1, 4),
+            scores=products.scores,
+            masks=masks,
+            shelf=products.shelf,
+        ),
+        gaps=gaps,
+    )

@@ -1,0 +1,137 @@
+"""Shelf rows from shelf-edge lines: long, near-horizontal edges that span the fixture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.signal import find_peaks
+
+
+@dataclass(frozen=True)
+class ShelfEdge:
+    """A shelf's front edge strip: its top and bottom rows and the fixture's x extent."""
+
+    y_top: int
+    y_bottom: int
+    x1: int
+    x2: int
+    strength: float
+
+
+def estimate_tilt(gray: np.ndarray, max_deg: float = 10.0) -> float:
+    """Angle (degrees, OpenCV's sign) that makes shelf edges horizontal.
+
+    Projection-profile search: the rotation whose rows of horizontal edges are most
+    concentrated wins. More robust than Hough voting, which product sides and perspective
+    pull off.
+    """
+    scale = min(1.0, 600 / max(gray.shape))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    edges = horizontal_edge_map(small).astype(np.float32)
+    h, w = edges.shape
+    k = max(3, h // 50)
+
+    def score(angle: float) -> float:
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        rows = cv2.warpAffine(edges, rot, (w, h)).mean(axis=1)
+        return float(np.sort(rows)[-k:].mean())
+
+    coarse = np.arange(-max_deg, max_deg + 0.01, 1.0)
+    best = float(coarse[np.argmax([score(a) for a in coarse])])
+    fine = np.arange(best - 0.9, best + 0.91, 0.15)
+    return float(fine[np.argmax([score(a) for a in fine])])
+
+
+def _line_slack(height: int) -> int:
+    return max(1, int(0.006 * height))
+
+
+def horizontal_edge_map(gray: np.ndarray) -> np.ndarray:
+    """Pixels on horizontal edges, closed along x so short breaks (price tags) don't split a line."""
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    horiz = ((np.abs(gy) > 30) & (np.abs(gy) > 2 * np.abs(gx))).astype(np.uint8)
+    horiz = cv2.dilate(horiz, np.ones((3, 1), np.uint8))
+    horiz = cv2.morphologyEx(horiz, cv2.MORPH_CLOSE, np.ones((1, 5), np.uint8))
+    # Keep long runs only: text and pack artwork make short horizontal edges everywhere.
+    run = max(9, gray.shape[1] // 40)
+    return cv2.morphologyEx(horiz, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
+
+
+def line_profile(horiz: np.ndarray, slack: int, slices: int = 8) -> np.ndarray:
+    """Per row, how much of the width a line crosses, letting it drift ``slack`` rows per slice.
+
+    Each vertical slice must hold a straight piece of the line; between slices the line may
+    shift, which follows perspective and bent shelves without a global rotation.
+    """
+    h, w = horiz.shape
+    bounds = np.linspace(0, w, slices + 1).astype(int)
+    kernel = np.ones((2 * slack + 1, 1), np.uint8)
+    parts = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        prof = horiz[:, a:b].mean(axis=1).astype(np.float32)[:, None]
+        parts.append(cv2.dilate(prof, kernel)[:, 0])
+    return np.mean(parts, axis=0)
+
+
+def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge]:
+    """Shelf-edge strips: clusters of rows whose horizontal edges span ``min_span`` of the width."""
+    h, w = gray.shape
+    horiz = horizontal_edge_map(gray)
+    frac = line_profile(horiz, _line_slack(h))
+    # Peaks, not thresholded runs: on real photos many rows carry some horizontal edge.
+    peaks, _ = find_peaks(frac, height=min_span, prominence=0.12, distance=3)
+    if len(peaks) == 0:
+        return []
+    # Peaks closer than a typical strip height are the top and bottom of one shelf edge.
+    join = max(6, int(0.032 * h))
+    clusters: list[list[int]] = [[int(peaks[0])]]
+    for r in peaks[1:]:
+        if r - clusters[-1][-1] <= join:
+            clusters[-1].append(int(r))
+        else:
+            clusters.append([int(r)])
+    edges = []
+    for cl in clusters:
+        y_top, y_bottom = cl[0] - 1, cl[-1] + 1
+        band = horiz[y_top : y_bottom + 1].max(axis=0)
+        cols = np.nonzero(band)[0]
+        x1, x2 = (
+            (int(np.percentile(cols, 1)), int(np.percentile(cols, 99))) if len(cols) else (0, w)
+        )
+        strength = float(frac[cl].max())
+        # A shelf edge is a strip (a price rail has a top and a bottom line); a single thin
+        # line only counts when it spans nearly the whole width (the fixture's top or base).
+        if y_bottom - y_top < 2 * _line_slack(h) + max(4, 0.006 * h) and strength < 0.85:
+            continue
+        edges.append(ShelfEdge(y_top, y_bottom, x1, x2, strength))
+    # Edges closer than a minimal shelf height: keep the stronger (product tops can line up).
+    min_gap = 0.08 * h
+    kept: list[ShelfEdge] = []
+    for e in sorted(edges, key=lambda e: -e.strength):
+        if all(abs(e.y_top - k.y_top) > min_gap for k in kept):
+            kept.append(e)
+    return _regularise(sorted(kept, key=lambda e: e.y_top))
+
+
+def _regularise(edges: list[ShelfEdge], ratio: float = 0.6) -> list[ShelfEdge]:
+    """Drop the weaker edge of any shelf much lower than the fixture's typical shelf.
+
+    Label bands of a row of identical packs also make long double lines; shelves of one
+    fixture are of similar height, so a short level between two edges means one is not a
+    shelf edge.
+    """
+    edges = list(edges)
+    while len(edges) >= 3:
+        heights = np.array(
+            [b.y_top - a.y_bottom for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        )
+        typical = float(np.median(heights))
+        short = int(np.argmin(heights))
+        if heights[short] >= ratio * typical:
+            break
+        a, b = edges[short], edges[short + 1]
+        edges.remove(a if a.strength < b.strength else b)
+    return edges
