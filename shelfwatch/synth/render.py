@@ -1,7 +1,8 @@
 """Render shelf photos from a catalog and planograms, with exact ground truth.
 
 Output layout of ``DIR``: ``images/*.jpg``, ``annotations.json`` (COCO, category = SKU),
-``catalog.csv``, ``planogram.csv``, ``refs/<sku>.png`` and ``truth.json`` (per photo: store,
+``catalog.csv``, ``planogram.csv``, ``refs/<sku>.png``, ``photos.csv`` (file, store, fixture,
+capture time: an ingest manifest) and ``truth.json`` (per photo: store,
 fixture, capture time, shelves with their SKU sequences, gaps, perturbations and the
 compliance findings they should produce).
 """
@@ -430,6 +431,10 @@ def render_dataset(out: Path, cfg: SynthConfig, progress: bool = True) -> dict:
             "captured_at": captured.isoformat(),
             **truth,
         }
+    with (out / "photos.csv").open("w", encoding="utf-8") as fh:
+        fh.write("file,store,fixture,captured_at\n")
+        for name, t in truth_all.items():
+            fh.write(f"images/{name},{t['store']},{t['fixture']},{t['captured_at']}\n")
     (out / "annotations.json").write_text(json.dumps(coco))
     (out / "truth.json").write_text(json.dumps(truth_all, indent=1))
     return truth_all

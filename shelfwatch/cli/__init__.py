@@ -1,0 +1,33 @@
+"""The ``shelfwatch`` command: a thin layer over ``shelfwatch.services``."""
+
+from __future__ import annotations
+
+import typer
+
+from shelfwatch.cli import analyze, operations, setup
+
+app = typer.Typer(
+    help="ShelfWatch: shelf photos in, product counts, gaps and planogram compliance out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("analyze")(analyze.analyze_cmd)
+app.command("check")(analyze.check_cmd)
+app.command("ingest")(operations.ingest_cmd)
+app.command("worker")(operations.worker_cmd)
+app.command("status")(operations.status_cmd)
+app.command("audit")(operations.audit_cmd)
+app.command("export")(operations.export_cmd)
+app.command("synth")(operations.synth_cmd)
+app.command("demo")(operations.demo_cmd)
+app.command("dashboard")(operations.dashboard_cmd)
+app.add_typer(setup.db_app, name="db")
+app.add_typer(setup.stores_app, name="stores")
+app.add_typer(setup.fixtures_app, name="fixtures")
+app.add_typer(setup.catalog_app, name="catalog")
+app.add_typer(setup.planogram_app, name="planogram")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,122 @@
+"""``analyze`` and ``check``: one-off analysis of photos, no database needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import typer
+
+from shelfwatch.cli.common import fail, friendly_errors, settings
+from shelfwatch.core.errors import BadInputError
+from shelfwatch.core.imageio import load_image
+from shelfwatch.pipeline import FixtureContext, analyze
+from shelfwatch.planogram.compliance import check_compliance
+from shelfwatch.planogram.formats import read_catalog, read_planogram
+from shelfwatch.planogram.sku import load_signatures
+from shelfwatch.vision.annotate import render_overlay
+from shelfwatch.vision.registry import get_segmenter
+
+
+def _context(catalog: Path | None, width_cm: float | None) -> FixtureContext:
+    if catalog is None:
+        return FixtureContext(width_cm=width_cm)
+    items = read_catalog(catalog)
+    return FixtureContext(
+        width_cm=width_cm,
+        catalog={i.sku: i for i in items},
+        signatures=load_signatures(catalog.parent, items),
+    )
+
+
+def _write_overlay(overlay: Path, image_path: Path, image, scene) -> Path:  # type: ignore[no-untyped-def]
+    overlay.mkdir(parents=True, exist_ok=True)
+    out = overlay / f"{image_path.stem}.png"
+    cv2.imwrite(str(out), render_overlay(image, scene))
+    return out
+
+
+@friendly_errors
+def analyze_cmd(
+    images: list[Path] = typer.Argument(..., help="Photos to analyse."),
+    backend: str = typer.Option(
+        None, "--backend", help="Segmentation backend (default: settings)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per image per line."),
+    overlay: Path = typer.Option(None, "--overlay", help="Write an overlay PNG per image here."),
+    catalog: Path = typer.Option(
+        None, "--catalog", help="Catalog CSV: label SKUs by its reference images."
+    ),
+    width_cm: float = typer.Option(
+        None, "--fixture-width-cm", help="Fixture width, for gap sizes in cm."
+    ),
+) -> None:
+    """Segment shelf photos: shelves, products (with masks), gaps and counts."""
+    segmenter = get_segmenter(backend or settings().backend)
+    context = _context(catalog, width_cm)
+    failures = 0
+    for path in images:
+        try:
+            image = load_image(path)
+        except BadInputError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            failures += 1
+            continue
+        scene = analyze(image, segmenter, context)
+        if overlay is not None:
+            _write_overlay(overlay, path, image, scene)
+        if as_json:
+            typer.echo(json.dumps(scene.to_json(str(path))))
+        else:
+            counts = scene.counts()
+            flag = "  (low confidence)" if scene.quality.get("low_confidence") else ""
+            typer.echo(
+                f"{path}: {len(scene.shelves)} shelves, {counts['products']} products, "
+                f"{counts['gaps']} gaps{flag}"
+            )
+    if failures:
+        raise typer.Exit(1)
+
+
+@friendly_errors
+def check_cmd(
+    image: Path = typer.Argument(..., help="Photo of one fixture."),
+    planogram: Path = typer.Option(..., "--planogram", help="Planogram CSV or JSON."),
+    catalog: Path = typer.Option(..., "--catalog", help="Catalog CSV or JSON."),
+    fixture: str = typer.Option(..., "--fixture", help="Fixture code in the planogram."),
+    backend: str = typer.Option(None, "--backend", help="Segmentation backend."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (last line)."),
+    width_cm: float = typer.Option(None, "--fixture-width-cm", help="Fixture width in cm."),
+    overlay: Path = typer.Option(None, "--overlay", help="Write an overlay PNG here."),
+) -> None:
+    """Check one photo against a planogram: findings and KPIs, no database needed."""
+    context = _context(catalog, width_cm)
+    rows = [r for r in read_planogram(planogram, context.catalog) if r.fixture == fixture]
+    if not rows:
+        raise fail(f"{planogram}: no planogram rows for fixture {fixture!r}")
+    names = sorted({r.planogram for r in rows})
+    rows = [r for r in rows if r.planogram == names[0]]
+    context.planogram = rows
+    img = load_image(image)
+    scene = analyze(img, get_segmenter(backend or settings().backend), context)
+    if overlay is not None:
+        _write_overlay(overlay, image, img, scene)
+    report = check_compliance(scene, rows, context.catalog)
+    if len(names) > 1:
+        report.warnings.append(f"several planograms for fixture {fixture!r}; used {names[0]!r}")
+    if as_json:
+        typer.echo(json.dumps(report.to_json(str(image))))
+        return
+    k = report.kpis
+    typer.echo(
+        f"{image}: OSA {k['osa_pct']}%, compliance strict {k['compliance_strict_pct']}% / "
+        f"lenient {k['compliance_lenient_pct']}%, facings {k['facings_compliance_pct']}%"
+    )
+    for f in report.findings:
+        typer.echo(
+            f"  shelf {f.shelf} pos {f.position}: {f.type} expected={f.expected_sku} "
+            f"observed={f.observed_sku}"
+        )
+    for w in report.warnings:
+        typer.echo(f"warning: {w}", err=True)

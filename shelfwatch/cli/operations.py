@@ -1,0 +1,242 @@
+"""Day-to-day commands: ingest, worker, status, audit, export, synth, demo, dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from shelfwatch.cli.common import database, fail, friendly_errors, settings
+from shelfwatch.services.timeutil import parse_date
+
+
+@friendly_errors
+def ingest_cmd(
+    paths: list[Path] = typer.Argument(..., help="Photo files or folders."),
+    store: str = typer.Option(..., "--store", help="Store code."),
+    fixture: str = typer.Option(..., "--fixture", help="Fixture code."),
+    captured_at: str = typer.Option(
+        None, "--captured-at", help="ISO time (default: EXIF or file time)."
+    ),
+) -> None:
+    """Validate, store and queue photos for processing."""
+    from shelfwatch.services.ingest import ingest_paths
+
+    report = ingest_paths(
+        database(),
+        paths,
+        store,
+        fixture,
+        settings().resolved_storage_dir,
+        captured_at,
+        progress=True,
+    )
+    for path in report.duplicates:
+        typer.echo(f"already ingested: {path}")
+    for path, reason in report.rejected:
+        typer.echo(f"error: {path}: {reason}", err=True)
+    typer.echo(
+        f"{len(report.added)} ingested, {len(report.duplicates)} duplicates, "
+        f"{len(report.rejected)} rejected"
+    )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@friendly_errors
+def worker_cmd(
+    until_empty: bool = typer.Option(False, "--until-empty", help="Stop when the queue is empty."),
+    processes: int = typer.Option(1, "--processes", min=1, help="Worker processes."),
+    backend: str = typer.Option(None, "--backend", help="Segmentation backend."),
+) -> None:
+    """Process queued photos."""
+    import logging
+    import multiprocessing as mp
+
+    from shelfwatch.services.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    s = settings()
+    factory = database()
+    if processes > 1 and s.resolved_database_url.startswith("sqlite"):
+        raise fail("SQLite supports one worker process; use PostgreSQL for --processes > 1")
+    name = backend or s.backend
+    if processes == 1:
+        result = Worker(factory, s.resolved_storage_dir, name, s.max_attempts).run(
+            until_empty=until_empty, progress=True
+        )
+        typer.echo(f"{result['done']} done, {result['failed']} failed")
+        return
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker_process, args=(name, until_empty)) for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+
+
+def _worker_process(backend: str, until_empty: bool) -> None:
+    from shelfwatch.services.worker import Worker
+
+    s = settings()
+    Worker(database(ensure=False), s.resolved_storage_dir, backend, s.max_attempts).run(
+        until_empty=until_empty
+    )
+
+
+@friendly_errors
+def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Photos by processing state, queue age, throughput and errors."""
+    from shelfwatch.services.status import queue_status
+
+    with database()() as session:
+        status = queue_status(session)
+    if as_json:
+        typer.echo(json.dumps(status))
+        return
+    counts = status["photos"]
+    typer.echo("  ".join(f"{k}: {v}" for k, v in counts.items()))  # type: ignore[union-attr]
+    typer.echo(
+        f"oldest queued: {status['oldest_queued_age_s'] or '-'} s; "
+        f"throughput: {status['throughput_per_min']}/min"
+    )
+    for e in status["errors"]:  # type: ignore[union-attr]
+        typer.echo(f"{e['name']} ({e['sha256'][:12]}), {e['attempts']} attempts: {e['error']}")
+
+
+@friendly_errors
+def audit_cmd(
+    store: str = typer.Option(..., "--store", help="Store code."),
+    date: str = typer.Option(..., "--date", help="Local date YYYY-MM-DD."),
+) -> None:
+    """Compute a store's audit for a day (replaces an earlier run of the same audit)."""
+    from shelfwatch.services.audits import run_audit
+
+    with database().begin() as session:
+        result = run_audit(session, store, parse_date(date))
+        a = result.audit
+        typer.echo(
+            f"audit {store} {a.audit_date}: {a.photos} photos, {a.products} products, "
+            f"{a.gaps} gaps, OSA {a.osa_pct}%, compliance {a.compliance_strict_pct}% "
+            f"strict / {a.compliance_lenient_pct}% lenient, "
+            f"{len(a.findings)} findings"
+        )
+    for w in result.warnings:
+        typer.echo(f"warning: {w}", err=True)
+
+
+class ExportKind(str, Enum):
+    audits = "audits"
+    findings = "findings"
+    gaps = "gaps"
+    products = "products"
+    counts = "counts"
+
+
+@friendly_errors
+def export_cmd(
+    kind: ExportKind = typer.Argument(..., help="What to export."),
+    out: str = typer.Option("-", "--out", help="CSV file, or - for stdout."),
+    store: str = typer.Option(None, "--store", help="Only this store."),
+    date_from: str = typer.Option(None, "--from", help="From date YYYY-MM-DD."),
+    date_to: str = typer.Option(None, "--to", help="To date YYYY-MM-DD (inclusive)."),
+) -> None:
+    """Export a table as CSV (streamed)."""
+    from shelfwatch.services.exports import write_csv
+    from shelfwatch.services.stores import get_store
+
+    filters = {
+        "store": store,
+        "date_from": parse_date(date_from) if date_from else None,
+        "date_to": parse_date(date_to) if date_to else None,
+    }
+    with database()() as session:
+        if store:
+            get_store(session, store)
+        if out == "-":
+            write_csv(session, kind.value, sys.stdout, **filters)
+            return
+        tmp = Path(out + ".part")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            n = write_csv(session, kind.value, fh, **filters)
+        tmp.replace(out)
+    typer.echo(f"{n} rows written to {out}", err=True)
+
+
+@friendly_errors
+def synth_cmd(
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    photos: int = typer.Option(20, "--photos", min=1, help="Number of photos."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
+) -> None:
+    """Render synthetic shelf photos with exact ground truth."""
+    from shelfwatch.synth import SynthConfig, render_dataset
+
+    render_dataset(out, SynthConfig(photos=photos, seed=seed), progress=True)
+    typer.echo(f"{photos} photos with ground truth in {out}")
+
+
+def dashboard_script() -> Path:
+    import shelfwatch
+
+    package = Path(shelfwatch.__file__).resolve().parent
+    for candidate in (package.parent / "dashboards", package / "_dashboards"):
+        if (candidate / "app.py").exists():
+            return candidate / "app.py"
+    raise FileNotFoundError("dashboards/app.py is missing from this install")
+
+
+def launch_dashboard(port: int, address: str = "localhost") -> None:
+    script = dashboard_script()
+    typer.echo(f"dashboard on http://{address}:{port}  (Ctrl+C to stop)")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    try:
+        subprocess.run(cmd, check=False, env=os.environ.copy())
+    except KeyboardInterrupt:
+        pass
+
+
+@friendly_errors
+def dashboard_cmd(
+    port: int = typer.Option(None, "--port", help="Port (default: settings, 8501)."),
+    address: str = typer.Option("localhost", "--address", help="Address to listen on."),
+) -> None:
+    """Start the store-manager dashboard."""
+    database()
+    launch_dashboard(port or settings().dashboard_port, address)
+
+
+@friendly_errors
+def demo_cmd(
+    no_dashboard: bool = typer.Option(False, "--no-dashboard", help="Do not start the dashboard."),
+    data: Path = typer.Option(None, "--data", help="Sample data folder (default: bundled)."),
+    port: int = typer.Option(None, "--port", help="Dashboard port."),
+) -> None:
+    """Run everything on the bundled sample data and open the dashboard."""
+    from shelfwatch.services.demo import run_demo
+
+    s = settings()
+    run_demo(s, data)
+    if not no_dashboard:
+        launch_dashboard(port or s.dashboard_port)

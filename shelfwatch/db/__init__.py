@@ -1,0 +1,1 @@
+"""Storage: the SQL schema (SQLAlchemy 2 ORM), engine set-up and Alembic migrations."""

@@ -1,0 +1,245 @@
+"""The domain schema. Alembic migrations in ``migrations/`` must produce exactly this."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PhotoStatus(str, enum.Enum):
+    queued = "queued"
+    processing = "processing"
+    done = "done"
+    failed = "failed"  # will be retried after a backoff
+    quarantined = "quarantined"  # gave up after too many attempts
+
+
+class Store(Base):
+    __tablename__ = "stores"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    region: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    fixtures: Mapped[list[Fixture]] = relationship(back_populates="store")
+
+
+class Fixture(Base):
+    """A shelving unit (bay, gondola section) in a store, photographed as one."""
+
+    __tablename__ = "fixtures"
+    __table_args__ = (UniqueConstraint("store_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    aisle: Mapped[str | None] = mapped_column(String(64))
+    width_cm: Mapped[float | None] = mapped_column(Float)
+    shelf_count: Mapped[int | None] = mapped_column(Integer)
+    store: Mapped[Store] = relationship(back_populates="fixtures")
+
+
+class CatalogProduct(Base):
+    __tablename__ = "catalog_products"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    brand: Mapped[str] = mapped_column(String(100), default="", index=True)
+    category: Mapped[str] = mapped_column(String(100), default="")
+    width_cm: Mapped[float | None] = mapped_column(Float)
+    height_cm: Mapped[float | None] = mapped_column(Float)
+    prompt: Mapped[str | None] = mapped_column(String(300))
+    reference_image: Mapped[str | None] = mapped_column(String(500))
+
+
+class Planogram(Base):
+    """One version of a reference layout; the version in force on a date is used."""
+
+    __tablename__ = "planograms"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    fixture_code: Mapped[str] = mapped_column(String(64), index=True)
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    effective_from: Mapped[dt.date] = mapped_column(Date)
+    effective_to: Mapped[dt.date | None] = mapped_column(Date)
+    source: Mapped[str | None] = mapped_column(String(500))
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    positions: Mapped[list[PlanogramPosition]] = relationship(
+        back_populates="planogram", cascade="all, delete-orphan", order_by="PlanogramPosition.id"
+    )
+
+
+class PlanogramPosition(Base):
+    __tablename__ = "planogram_positions"
+    __table_args__ = (UniqueConstraint("planogram_id", "shelf", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    planogram_id: Mapped[int] = mapped_column(ForeignKey("planograms.id", ondelete="CASCADE"))
+    shelf: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(ForeignKey("catalog_products.sku"), index=True)
+    facings: Mapped[int] = mapped_column(Integer)
+    planogram: Mapped[Planogram] = relationship(back_populates="positions")
+
+
+class Photo(Base):
+    """A shelf photo and its place in the processing queue."""
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        Index("ix_photos_queue", "status", "next_attempt_at"),
+        Index("ix_photos_store_captured", "store_id", "captured_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    fixture_id: Mapped[int] = mapped_column(
+        ForeignKey("fixtures.id", ondelete="CASCADE"), index=True
+    )
+    captured_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    storage_path: Mapped[str] = mapped_column(String(500))
+    original_name: Mapped[str | None] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=PhotoStatus.queued.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    backend: Mapped[str | None] = mapped_column(String(64))
+    quality: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    store: Mapped[Store] = relationship()
+    fixture: Mapped[Fixture] = relationship()
+
+
+class PhotoShelf(Base):
+    """A shelf row found in a photo (index 1 = top)."""
+
+    __tablename__ = "photo_shelves"
+    __table_args__ = (UniqueConstraint("photo_id", "shelf"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    shelf: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+    y2: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[int] = mapped_column(Integer)
+    x2: Mapped[int] = mapped_column(Integer)
+    edge_y: Mapped[int | None] = mapped_column(Integer)
+
+
+class ProductInstance(Base):
+    """One product facing seen in a photo, with its mask as COCO RLE."""
+
+    __tablename__ = "product_instances"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    shelf: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+    x2: Mapped[int] = mapped_column(Integer)
+    y2: Mapped[int] = mapped_column(Integer)
+    mask_rle: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    sku: Mapped[str | None] = mapped_column(String(64), index=True)
+    sku_score: Mapped[float | None] = mapped_column(Float)
+    backend: Mapped[str] = mapped_column(String(64))
+
+
+class Gap(Base):
+    """Empty facing space on a shelf."""
+
+    __tablename__ = "gaps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    shelf: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+    x2: Mapped[int] = mapped_column(Integer)
+    y2: Mapped[int] = mapped_column(Integer)
+    width_px: Mapped[int] = mapped_column(Integer)
+    width_cm: Mapped[float | None] = mapped_column(Float)
+    missing_facings: Mapped[int | None] = mapped_column(Integer)
+
+
+class Audit(Base):
+    """A store's audit for one day: its KPIs over the fixtures photographed that day."""
+
+    __tablename__ = "audits"
+    __table_args__ = (UniqueConstraint("store_id", "audit_date"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    audit_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="done")
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    photos: Mapped[int] = mapped_column(Integer, default=0)
+    products: Mapped[int] = mapped_column(Integer, default=0)
+    gaps: Mapped[int] = mapped_column(Integer, default=0)
+    osa_pct: Mapped[float | None] = mapped_column(Float)
+    compliance_strict_pct: Mapped[float | None] = mapped_column(Float)
+    compliance_lenient_pct: Mapped[float | None] = mapped_column(Float)
+    facings_compliance_pct: Mapped[float | None] = mapped_column(Float)
+    kpis: Mapped[dict | None] = mapped_column(JSON)
+    findings: Mapped[list[ComplianceFinding]] = relationship(
+        back_populates="audit", cascade="all, delete-orphan"
+    )
+
+
+class ComplianceFinding(Base):
+    __tablename__ = "compliance_findings"
+    __table_args__ = (Index("ix_compliance_findings_type_status", "type", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
+    fixture_id: Mapped[int] = mapped_column(ForeignKey("fixtures.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    shelf: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int | None] = mapped_column(Integer)
+    expected_sku: Mapped[str | None] = mapped_column(String(64))
+    observed_sku: Mapped[str | None] = mapped_column(String(64))
+    expected_facings: Mapped[int | None] = mapped_column(Integer)
+    observed_facings: Mapped[int | None] = mapped_column(Integer)
+    x1: Mapped[int | None] = mapped_column(Integer)
+    y1: Mapped[int | None] = mapped_column(Integer)
+    x2: Mapped[int | None] = mapped_column(Integer)
+    y2: Mapped[int | None] = mapped_column(Integer)
+    impact: Mapped[float] = mapped_column(Float, default=1.0)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    status_by: Mapped[str | None] = mapped_column(String(100))
+    status_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    audit: Mapped[Audit] = relationship(back_populates="findings")

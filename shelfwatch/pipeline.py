@@ -1,0 +1,69 @@
+"""The analysis of one photo, composed from vision and planogram steps (no SQL here).
+
+photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> gap sizes in cm
+and missing facings (when the fixture width or the planogram is known).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from shelfwatch.core.scene import Gap, ShelfScene
+from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
+from shelfwatch.planogram.sku import Signature, identify_skus
+from shelfwatch.vision.base import Segmenter
+
+
+@dataclass
+class FixtureContext:
+    """What is known about the photographed fixture; every part is optional."""
+
+    width_cm: float | None = None
+    planogram: list[PlanogramPosition] = field(default_factory=list)
+    catalog: dict[str, CatalogItem] = field(default_factory=dict)
+    signatures: list[Signature] = field(default_factory=list)
+
+
+def analyze(
+    image: np.ndarray, segmenter: Segmenter, context: FixtureContext | None = None
+) -> ShelfScene:
+    """Segment a photo, label SKUs and size the gaps."""
+    context = context or FixtureContext()
+    scene = segmenter.segment(image)
+    if context.signatures:
+        scene = identify_skus(image, scene, context.signatures)
+    return size_gaps(scene, context)
+
+
+def size_gaps(scene: ShelfScene, context: FixtureContext) -> ShelfScene:
+    """Gap widths in cm (from the fixture width) and missing facings (from nearby packs)."""
+    px_per_cm = None
+    if context.width_cm and scene.shelves:
+        spans = [s.x2 - s.x1 for s in scene.shelves if s.x2 > s.x1]
+        if spans:
+            px_per_cm = float(np.median(spans)) / context.width_cm
+    gaps = []
+    for g in scene.gaps:
+        width_cm = round(g.width_px / px_per_cm, 1) if px_per_cm else None
+        facing_px = _typical_facing_px(scene, g.shelf, px_per_cm, context)
+        missing = max(1, int(round(g.width_px / facing_px))) if facing_px else None
+        gaps.append(Gap(g.shelf, g.bbox, width_cm, missing))
+    return replace(scene, gaps=gaps)
+
+
+def _typical_facing_px(
+    scene: ShelfScene, shelf: int, px_per_cm: float | None, context: FixtureContext
+) -> float | None:
+    planned = [p for p in context.planogram if p.shelf == shelf]
+    if px_per_cm and planned and context.catalog:
+        widths = [
+            context.catalog[p.sku].width_cm
+            for p in planned
+            if p.sku in context.catalog and context.catalog[p.sku].width_cm
+        ]
+        if widths:
+            return float(np.median(widths)) * px_per_cm
+    on_shelf = scene.products.widths[scene.products.shelf == shelf]
+    return float(np.median(on_shelf)) if len(on_shelf) else None

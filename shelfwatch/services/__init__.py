@@ -1,0 +1,1 @@
+"""Application services: compose vision, planogram logic and storage for the CLI and dashboard."""

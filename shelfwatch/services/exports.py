@@ -1,0 +1,276 @@
+"""CSV exports with stable columns, streamed from SQL in constant memory."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from typing import TextIO
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from shelfwatch.db.models import (
+    Audit,
+    ComplianceFinding,
+    Fixture,
+    Gap,
+    Photo,
+    PhotoStatus,
+    ProductInstance,
+    Store,
+)
+from shelfwatch.services.timeutil import as_utc, local_day_bounds
+
+EXPORTS: dict[str, list[str]] = {
+    "products": [
+        "photo_sha256",
+        "store",
+        "fixture",
+        "captured_at",
+        "shelf",
+        "sku",
+        "score",
+        "sku_score",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "backend",
+        "instance_id",
+    ],
+    "counts": ["photo_sha256", "store", "fixture", "captured_at", "shelf", "sku", "products"],
+    "gaps": [
+        "photo_sha256",
+        "store",
+        "fixture",
+        "captured_at",
+        "shelf",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "width_px",
+        "width_cm",
+        "missing_facings",
+    ],
+    "audits": [
+        "store",
+        "date",
+        "status",
+        "photos",
+        "products",
+        "gaps",
+        "osa_pct",
+        "compliance_strict_pct",
+        "compliance_lenient_pct",
+        "facings_compliance_pct",
+        "computed_at",
+    ],
+    "findings": [
+        "store",
+        "date",
+        "fixture",
+        "type",
+        "shelf",
+        "position",
+        "expected_sku",
+        "observed_sku",
+        "expected_facings",
+        "observed_facings",
+        "impact",
+        "status",
+        "photo_sha256",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+    ],
+}
+
+
+def _fmt(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 4)
+    return "" if value is None else value
+
+
+def _photo_filters(
+    query: Select, store: str | None, date_from: dt.date | None, date_to: dt.date | None
+) -> Select:
+    if store:
+        query = query.where(Store.code == store)
+    # Dates are compared in UTC here; audits (per-store local days) filter on audit_date.
+    if date_from:
+        query = query.where(Photo.captured_at >= local_day_bounds(date_from, "UTC")[0])
+    if date_to:
+        query = query.where(Photo.captured_at < local_day_bounds(date_to, "UTC")[1])
+    return query
+
+
+def export_query(
+    kind: str,
+    store: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> Select:
+    """The SELECT behind an export; its columns are ``EXPORTS[kind]`` in order."""
+    photo_cols = (Photo.sha256, Store.code, Fixture.code, Photo.captured_at)
+    done = Photo.status == PhotoStatus.done.value
+    if kind == "products":
+        q = (
+            select(
+                *photo_cols,
+                ProductInstance.shelf,
+                ProductInstance.sku,
+                ProductInstance.score,
+                ProductInstance.sku_score,
+                ProductInstance.x1,
+                ProductInstance.y1,
+                ProductInstance.x2,
+                ProductInstance.y2,
+                ProductInstance.backend,
+                ProductInstance.id,
+            )
+            .join(Photo, ProductInstance.photo_id == Photo.id)
+            .join(Store, Photo.store_id == Store.id)
+            .join(Fixture, Photo.fixture_id == Fixture.id)
+            .where(done)
+            .order_by(Photo.captured_at, Photo.id, ProductInstance.id)
+        )
+        return _photo_filters(q, store, date_from, date_to)
+    if kind == "counts":
+        q = (
+            select(
+                *photo_cols,
+                ProductInstance.shelf,
+                func.coalesce(ProductInstance.sku, "unknown"),
+                func.count(ProductInstance.id),
+            )
+            .join(Photo, ProductInstance.photo_id == Photo.id)
+            .join(Store, Photo.store_id == Store.id)
+            .join(Fixture, Photo.fixture_id == Fixture.id)
+            .where(done)
+            .group_by(
+                Photo.id,
+                Photo.sha256,
+                Store.code,
+                Fixture.code,
+                Photo.captured_at,
+                ProductInstance.shelf,
+                func.coalesce(ProductInstance.sku, "unknown"),
+            )
+            .order_by(
+                Photo.captured_at,
+                Photo.id,
+                ProductInstance.shelf,
+                func.coalesce(ProductInstance.sku, "unknown"),
+            )
+        )
+        return _photo_filters(q, store, date_from, date_to)
+    if kind == "gaps":
+        q = (
+            select(
+                *photo_cols,
+                Gap.shelf,
+                Gap.x1,
+                Gap.y1,
+                Gap.x2,
+                Gap.y2,
+                Gap.width_px,
+                Gap.width_cm,
+                Gap.missing_facings,
+            )
+            .join(Photo, Gap.photo_id == Photo.id)
+            .join(Store, Photo.store_id == Store.id)
+            .join(Fixture, Photo.fixture_id == Fixture.id)
+            .where(done)
+            .order_by(Photo.captured_at, Photo.id, Gap.id)
+        )
+        return _photo_filters(q, store, date_from, date_to)
+    if kind == "audits":
+        q = (
+            select(
+                Store.code,
+                Audit.audit_date,
+                Audit.status,
+                Audit.photos,
+                Audit.products,
+                Audit.gaps,
+                Audit.osa_pct,
+                Audit.compliance_strict_pct,
+                Audit.compliance_lenient_pct,
+                Audit.facings_compliance_pct,
+                Audit.computed_at,
+            )
+            .join(Store, Audit.store_id == Store.id)
+            .order_by(Audit.audit_date, Store.code)
+        )
+    elif kind == "findings":
+        q = (
+            select(
+                Store.code,
+                Audit.audit_date,
+                Fixture.code,
+                ComplianceFinding.type,
+                ComplianceFinding.shelf,
+                ComplianceFinding.position,
+                ComplianceFinding.expected_sku,
+                ComplianceFinding.observed_sku,
+                ComplianceFinding.expected_facings,
+                ComplianceFinding.observed_facings,
+                ComplianceFinding.impact,
+                ComplianceFinding.status,
+                Photo.sha256,
+                ComplianceFinding.x1,
+                ComplianceFinding.y1,
+                ComplianceFinding.x2,
+                ComplianceFinding.y2,
+            )
+            .join(Audit, ComplianceFinding.audit_id == Audit.id)
+            .join(Store, Audit.store_id == Store.id)
+            .join(Fixture, ComplianceFinding.fixture_id == Fixture.id)
+            .outerjoin(Photo, ComplianceFinding.photo_id == Photo.id)
+            .order_by(
+                Audit.audit_date,
+                Store.code,
+                Fixture.code,
+                ComplianceFinding.shelf,
+                ComplianceFinding.position,
+                ComplianceFinding.id,
+            )
+        )
+    else:
+        raise ValueError(f"unknown export {kind!r}; choose one of {', '.join(EXPORTS)}")
+    if store:
+        q = q.where(Store.code == store)
+    if date_from:
+        q = q.where(Audit.audit_date >= date_from)
+    if date_to:
+        q = q.where(Audit.audit_date <= date_to)
+    return q
+
+
+def export_rows(session: Session, kind: str, **filters: object) -> Iterator[list[object]]:
+    """Rows of an export, fetched in batches (constant memory)."""
+    result = session.execute(
+        export_query(kind, **filters),  # type: ignore[arg-type]
+        execution_options={"yield_per": 2000},
+    )
+    for row in result:
+        yield [_fmt(v) for v in row]
+
+
+def write_csv(session: Session, kind: str, out: TextIO, **filters: object) -> int:
+    """Write an export as CSV with a header; returns the number of data rows."""
+    writer = csv.writer(out)
+    writer.writerow(EXPORTS[kind])
+    n = 0
+    for row in export_rows(session, kind, **filters):
+        writer.writerow(row)
+        n += 1
+    return n

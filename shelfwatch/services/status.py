@@ -1,0 +1,51 @@
+"""Queue status: photos by state, the oldest queued photo's age, recent throughput."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shelfwatch.db.models import Photo, PhotoStatus
+from shelfwatch.services.timeutil import as_utc
+
+
+def queue_status(session: Session, window_minutes: int = 10) -> dict[str, object]:
+    now = dt.datetime.now(dt.UTC)
+    counts = {s.value: 0 for s in PhotoStatus}
+    for status, n in session.execute(select(Photo.status, func.count()).group_by(Photo.status)):
+        counts[status] = n
+    oldest = session.scalar(
+        select(func.min(Photo.created_at)).where(Photo.status == PhotoStatus.queued.value)
+    )
+    recent = (
+        session.scalar(
+            select(func.count()).where(
+                Photo.processed_at >= now - dt.timedelta(minutes=window_minutes)
+            )
+        )
+        or 0
+    )
+    errors = [
+        {
+            "photo_id": p.id,
+            "sha256": p.sha256,
+            "name": p.original_name,
+            "attempts": p.attempts,
+            "error": p.last_error,
+        }
+        for p in session.scalars(
+            select(Photo)
+            .where(Photo.status.in_([PhotoStatus.quarantined.value, PhotoStatus.failed.value]))
+            .order_by(Photo.id)
+            .limit(50)
+        )
+    ]
+    return {
+        "photos": counts,
+        "oldest_queued_age_s": round((now - as_utc(oldest)).total_seconds(), 1) if oldest else None,
+        "throughput_per_min": round(recent / window_minutes, 2),
+        "window_minutes": window_minutes,
+        "errors": errors,
+    }
