@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -132,7 +133,7 @@ def audit_cmd(
         typer.echo(f"warning: {w}", err=True)
 
 
-class ExportKind(str, Enum):
+class ExportKind(StrEnum):
     audits = "audits"
     findings = "findings"
     gaps = "gaps"
@@ -211,10 +212,8 @@ def launch_dashboard(port: int, address: str = "localhost") -> None:
         "--browser.gatherUsageStats",
         "false",
     ]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(cmd, check=False, env=os.environ.copy())
-    except KeyboardInterrupt:
-        pass
 
 
 @friendly_errors

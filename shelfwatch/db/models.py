@@ -37,7 +37,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class PhotoStatus(str, enum.Enum):
+class PhotoStatus(enum.StrEnum):
     queued = "queued"
     processing = "processing"
     done = "done"

@@ -44,10 +44,20 @@ class OpenCVSegmenter:
         scene = _transform_scene(scene, back, width, height, ww, wh)
         scene.quality = photo_quality(gray, tilt)
         scene.backend = self.name
+        if _looks_sideways(gray, len(scene.shelves)):
+            scene.quality["rotated_90"] = True
+            scene.quality["low_confidence"] = True
+            scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
         if not scene.shelves:
             scene.warnings.append("no shelf edges found")
             scene.quality["low_confidence"] = True
         return scene
+
+
+def _looks_sideways(gray: np.ndarray, horizontal_shelves: int) -> bool:
+    """True when long shelf-edge lines run up and down rather than across."""
+    vertical = [e for e in find_shelf_edges(np.ascontiguousarray(gray.T)) if e.strength >= 0.8]
+    return len(vertical) >= 2 and len(vertical) > horizontal_shelves
 
 
 def _segment_upright(work: np.ndarray, gray: np.ndarray) -> ShelfScene:

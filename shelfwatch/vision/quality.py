@@ -12,7 +12,7 @@ TILT_MAX_DEG = 8.0
 
 
 def photo_quality(gray: np.ndarray, tilt_deg: float) -> dict[str, float | bool]:
-    """Sharpness (variance of the Laplacian), mean brightness, tilt, and a ``low_confidence`` flag."""
+    """Sharpness (Laplacian variance), brightness, tilt and a ``low_confidence`` flag."""
     sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var())
     brightness = float(gray.mean())
     flags = {

@@ -49,7 +49,7 @@ def _line_slack(height: int) -> int:
 
 
 def horizontal_edge_map(gray: np.ndarray) -> np.ndarray:
-    """Pixels on horizontal edges, closed along x so short breaks (price tags) don't split a line."""
+    """Pixels on long horizontal edges; short breaks (price tags) are closed along x."""
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     horiz = ((np.abs(gy) > 30) & (np.abs(gy) > 2 * np.abs(gx))).astype(np.uint8)

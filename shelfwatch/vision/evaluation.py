@@ -1,0 +1,95 @@
+"""Scoring a scene against ground truth: box matching, counts, gaps and shelf rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def greedy_match(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> int:
+    """True positives: one-to-one matches by descending IoU above ``threshold``."""
+    if len(pred) == 0 or len(truth) == 0:
+        return 0
+    iou = iou_matrix(pred, truth)
+    pairs = np.argwhere(iou >= threshold)
+    order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]])
+    used_p, used_t, tp = set(), set(), 0
+    for k in order:
+        p, t = pairs[k]
+        if p in used_p or t in used_t:
+            continue
+        used_p.add(p)
+        used_t.add(t)
+        tp += 1
+    return tp
+
+
+def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Tally:
+    """Running counts for precision, recall and F1."""
+
+    tp: int = 0
+    n_pred: int = 0
+    n_true: int = 0
+
+    def add(self, tp: int, n_pred: int, n_true: int) -> None:
+        self.tp += tp
+        self.n_pred += n_pred
+        self.n_true += n_true
+
+    @property
+    def precision(self) -> float:
+        return self.tp / self.n_pred if self.n_pred else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / self.n_true if self.n_true else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def gap_matches(pred: list[tuple[int, tuple[int, int, int, int]]],
+                truth: list[tuple[int, tuple[int, int, int, int]]], threshold: float = 0.5) -> int:
+    """Gaps match on the same shelf when their horizontal extents overlap with IoU >= threshold."""
+    used: set[int] = set()
+    tp = 0
+    for shelf, box in pred:
+        for k, (t_shelf, t_box) in enumerate(truth):
+            if k in used or t_shelf != shelf:
+                continue
+            if interval_iou((box[0], box[2]), (t_box[0], t_box[2])) >= threshold:
+                used.add(k)
+                tp += 1
+                break
+    return tp
+
+
+def shelf_recall(pred: list[tuple[float, float]], truth: list[tuple[float, float]],
+                 threshold: float = 0.5) -> int:
+    """Annotated shelves found: some detected band overlaps its vertical extent with IoU >= t."""
+    return sum(1 for t in truth if any(interval_iou(t, p) >= threshold for p in pred))

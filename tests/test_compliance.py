@@ -1,0 +1,117 @@
+"""Alignment and findings on hand-made shelves, and KPIs as defined in the README."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
+from shelfwatch.planogram.compliance import align, check_compliance
+from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
+
+W = 20  # facing width in px
+
+
+def plan(*shelves: list[tuple[str, int]]) -> list[PlanogramPosition]:
+    return [PlanogramPosition("P", "F", s, pos, sku, n)
+            for s, blocks in enumerate(shelves, start=1)
+            for pos, (sku, n) in enumerate(blocks, start=1)]
+
+
+def scene(*shelves: list[str | None], gaps: list[tuple[int, int, int]] = ()) -> ShelfScene:
+    """Shelves of facings left to right; ``"_"`` leaves an empty facing."""
+    boxes, skus, shelf_ids = [], [], []
+    for s, facings in enumerate(shelves, start=1):
+        for k, sku in enumerate(facings):
+            if sku == "_":
+                continue
+            boxes.append([k * W, s * 100, k * W + W - 2, s * 100 + 80])
+            skus.append(sku)
+            shelf_ids.append(s)
+    products = Products(xyxy=np.array(boxes).reshape(-1, 4), scores=np.ones(len(boxes)),
+                        shelf=np.array(shelf_ids), sku=skus)
+    return ShelfScene(width=1000, height=100 * (len(shelves) + 1),
+                      shelves=[Shelf(i, i * 100, i * 100 + 90) for i in range(1, len(shelves) + 1)],
+                      products=products,
+                      gaps=[Gap(s, (a * W, s * 100, b * W, s * 100 + 80)) for s, a, b in gaps])
+
+
+def kinds(report) -> set[tuple]:  # type: ignore[no-untyped-def]
+    return {(f.type, f.shelf, f.position, f.expected_sku, f.observed_sku) for f in report.findings}
+
+
+def test_align_tolerates_shift_and_reports_transposition() -> None:
+    al = align(["A", "B", "C", "D"], ["X", "A", "B", "C", "D"])
+    assert al.matched == [(0, 1), (1, 2), (2, 3), (3, 4)] and al.unmatched_observed == [0]
+    swapped = align(["A", "B", "C", "D"], ["A", "C", "B", "D"])
+    assert swapped.transposed == [(1, 2, 1, 2)] and not swapped.unmatched_expected
+
+
+def test_perfect_shelf() -> None:
+    report = check_compliance(scene(["A", "A", "B", "B", "B"]), plan([("A", 2), ("B", 3)]))
+    assert report.findings == []
+    assert report.kpis["osa_pct"] == 100.0
+    assert report.kpis["compliance_strict_pct"] == 100.0
+    assert report.kpis["facings_compliance_pct"] == 100.0
+
+
+def test_shifted_row_still_matches() -> None:
+    # Everything one facing to the right, an unknown product pushed in at the left.
+    report = check_compliance(scene([None, "A", "A", "B", "B", "B"]), plan([("A", 2), ("B", 3)]))
+    assert kinds(report) == {("unknown_product", 1, 1, None, None)}
+    assert report.kpis["compliance_strict_pct"] == 100.0
+    assert report.kpis["unknown_products"] == 1
+
+
+def test_missing_short_over_extra() -> None:
+    report = check_compliance(
+        scene(["A", "_", "C", "C", "C", "X"], gaps=[(1, 1, 2)]),
+        plan([("A", 2), ("B", 1), ("C", 2)]),
+    )
+    assert kinds(report) == {
+        ("facings_short", 1, 1, "A", "A"),
+        ("missing", 1, 2, "B", None),
+        ("facings_over", 1, 3, "C", "C"),
+        ("extra", 1, 3, None, "X"),
+    }
+    missing = next(f for f in report.findings if f.type == "missing")
+    assert missing.bbox == (W, 100, 2 * W, 180)  # points at the gap where B should be
+    assert report.kpis["osa_pct"] == round(100 * 2 / 3, 2)
+    assert report.kpis["oos_skus"] == ["B"]
+    assert report.kpis["compliance_strict_pct"] == 0.0
+    assert report.kpis["compliance_lenient_pct"] == round(100 * 2 / 3, 2)
+
+
+def test_swapped_blocks_are_misplaced_both_ways() -> None:
+    report = check_compliance(scene(["B", "A", "A"]), plan([("A", 2), ("B", 1)]))
+    assert kinds(report) == {("misplaced", 1, 1, "A", "B"), ("misplaced", 1, 2, "B", "A")}
+    assert report.kpis["compliance_lenient_pct"] == 100.0
+    assert report.kpis["compliance_strict_pct"] == 0.0
+
+
+def test_wrong_shelf_is_misplaced_not_missing() -> None:
+    report = check_compliance(scene(["A", "A"], ["C", "B"]), plan([("A", 2), ("B", 1)], [("C", 1)]))
+    assert kinds(report) == {("misplaced", 1, 2, "B", "B")}
+    assert report.kpis["osa_pct"] == 100.0
+
+
+def test_duplicates_and_empty_shelf() -> None:
+    # The same SKU planned on two shelves; the second shelf photographed empty.
+    report = check_compliance(scene(["A", "B"], ["_", "_"]), plan([("A", 1), ("B", 1)], [("A", 2)]))
+    assert kinds(report) == {("missing", 2, 1, "A", None)}
+    assert report.kpis["osa_pct"] == 100.0  # A is on the fixture, so not out of stock
+    assert report.kpis["facings_compliance_pct"] == round(100 * (1 / 3 + 1) / 2, 2)
+
+
+def test_shelf_count_mismatch_warns_and_reports() -> None:
+    report = check_compliance(scene(["A"]), plan([("A", 1)], [("B", 1)]))
+    assert report.warnings and "planogram has 2" in report.warnings[0]
+    assert ("missing", 2, 1, "B", None) in kinds(report)
+
+
+def test_share_of_shelf_keeps_unknown_apart() -> None:
+    catalog = {"A": CatalogItem("A", "a", "BrandX", "c", 5, 5),
+               "B": CatalogItem("B", "b", "BrandY", "c", 5, 5)}
+    report = check_compliance(scene(["A", "A", "B", None]), plan([("A", 2), ("B", 1)]), catalog)
+    assert report.kpis["share_of_shelf_facings"] == {"BrandX": 50.0, "BrandY": 25.0,
+                                                      "unknown": 25.0}
+    assert set(report.kpis["share_of_shelf_width"]) == {"BrandX", "BrandY", "unknown"}
