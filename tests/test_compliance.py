@@ -12,9 +12,11 @@ W = 20  # facing width in px
 
 
 def plan(*shelves: list[tuple[str, int]]) -> list[PlanogramPosition]:
-    return [PlanogramPosition("P", "F", s, pos, sku, n)
-            for s, blocks in enumerate(shelves, start=1)
-            for pos, (sku, n) in enumerate(blocks, start=1)]
+    return [
+        PlanogramPosition("P", "F", s, pos, sku, n)
+        for s, blocks in enumerate(shelves, start=1)
+        for pos, (sku, n) in enumerate(blocks, start=1)
+    ]
 
 
 def scene(*shelves: list[str | None], gaps: list[tuple[int, int, int]] = ()) -> ShelfScene:
@@ -27,12 +29,19 @@ def scene(*shelves: list[str | None], gaps: list[tuple[int, int, int]] = ()) -> 
             boxes.append([k * W, s * 100, k * W + W - 2, s * 100 + 80])
             skus.append(sku)
             shelf_ids.append(s)
-    products = Products(xyxy=np.array(boxes).reshape(-1, 4), scores=np.ones(len(boxes)),
-                        shelf=np.array(shelf_ids), sku=skus)
-    return ShelfScene(width=1000, height=100 * (len(shelves) + 1),
-                      shelves=[Shelf(i, i * 100, i * 100 + 90) for i in range(1, len(shelves) + 1)],
-                      products=products,
-                      gaps=[Gap(s, (a * W, s * 100, b * W, s * 100 + 80)) for s, a, b in gaps])
+    products = Products(
+        xyxy=np.array(boxes).reshape(-1, 4),
+        scores=np.ones(len(boxes)),
+        shelf=np.array(shelf_ids),
+        sku=skus,
+    )
+    return ShelfScene(
+        width=1000,
+        height=100 * (len(shelves) + 1),
+        shelves=[Shelf(i, i * 100, i * 100 + 90) for i in range(1, len(shelves) + 1)],
+        products=products,
+        gaps=[Gap(s, (a * W, s * 100, b * W, s * 100 + 80)) for s, a, b in gaps],
+    )
 
 
 def kinds(report) -> set[tuple]:  # type: ignore[no-untyped-def]
@@ -109,9 +118,14 @@ def test_shelf_count_mismatch_warns_and_reports() -> None:
 
 
 def test_share_of_shelf_keeps_unknown_apart() -> None:
-    catalog = {"A": CatalogItem("A", "a", "BrandX", "c", 5, 5),
-               "B": CatalogItem("B", "b", "BrandY", "c", 5, 5)}
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 5, 5),
+        "B": CatalogItem("B", "b", "BrandY", "c", 5, 5),
+    }
     report = check_compliance(scene(["A", "A", "B", None]), plan([("A", 2), ("B", 1)]), catalog)
-    assert report.kpis["share_of_shelf_facings"] == {"BrandX": 50.0, "BrandY": 25.0,
-                                                      "unknown": 25.0}
+    assert report.kpis["share_of_shelf_facings"] == {
+        "BrandX": 50.0,
+        "BrandY": 25.0,
+        "unknown": 25.0,
+    }
     assert set(report.kpis["share_of_shelf_width"]) == {"BrandX", "BrandY", "unknown"}

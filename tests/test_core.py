@@ -18,8 +18,13 @@ from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 def _products() -> Products:
     masks = [np.ones((10, 5), bool), np.zeros((4, 4), bool)]
     masks[1][1:3, 1:3] = True
-    return Products(xyxy=np.array([[0, 0, 5, 10], [20, 5, 24, 9]]), scores=np.array([0.9, 0.5]),
-                    masks=masks, shelf=np.array([1, 2]), sku=["A", None])
+    return Products(
+        xyxy=np.array([[0, 0, 5, 10], [20, 5, 24, 9]]),
+        scores=np.array([0.9, 0.5]),
+        masks=masks,
+        shelf=np.array([1, 2]),
+        sku=["A", None],
+    )
 
 
 def test_products_select_and_concat() -> None:
@@ -42,11 +47,21 @@ def test_full_mask_places_crop_in_image() -> None:
 
 
 def test_counts_and_json_contract() -> None:
-    scene = ShelfScene(width=40, height=30, shelves=[Shelf(1, 0, 12), Shelf(2, 12, 30)],
-                       products=_products(), gaps=[Gap(2, (10, 12, 18, 30))], backend="x")
+    scene = ShelfScene(
+        width=40,
+        height=30,
+        shelves=[Shelf(1, 0, 12), Shelf(2, 12, 30)],
+        products=_products(),
+        gaps=[Gap(2, (10, 12, 18, 30))],
+        backend="x",
+    )
     counts = scene.counts()
-    assert counts == {"products": 2, "gaps": 1, "per_shelf": {"1": 1, "2": 1},
-                      "per_sku": {"A": 1, "unknown": 1}}
+    assert counts == {
+        "products": 2,
+        "gaps": 1,
+        "per_shelf": {"1": 1, "2": 1},
+        "per_sku": {"A": 1, "unknown": 1},
+    }
     record = scene.to_json("p.jpg")
     assert {"image", "width", "height", "shelves", "products", "gaps", "counts"} <= set(record)
     assert record["products"][0] == {"bbox": [0, 0, 5, 10], "score": 0.9, "shelf": 1, "sku": "A"}
@@ -74,8 +89,7 @@ def test_load_image_applies_exif_orientation(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "empty file"), (b"not an image at all", "not an image"),
-     (None, "no such file")],
+    [(b"", "empty file"), (b"not an image at all", "not an image"), (None, "no such file")],
 )
 def test_load_image_bad_input(tmp_path: Path, content: bytes | None, reason: str) -> None:
     path = tmp_path / "bad.jpg"

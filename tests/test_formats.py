@@ -15,10 +15,12 @@ HEADER = "sku,name,brand,category,width_cm,height_cm,prompt,reference_image\n"
 
 def test_catalog_reports_each_problem_with_line(tmp_path: Path) -> None:
     path = tmp_path / "catalog.csv"
-    path.write_text(HEADER + "A,Apple juice,Sunny,drinks,7,20,,\n"
-                    "A,Again,Sunny,drinks,7,20,,\n"
-                    "B,Box,Fjord,cereal,-3,abc,,\n"
-                    "C,Can,Fjord,canned,7,12,,missing.png\n")
+    path.write_text(
+        HEADER + "A,Apple juice,Sunny,drinks,7,20,,\n"
+        "A,Again,Sunny,drinks,7,20,,\n"
+        "B,Box,Fjord,cereal,-3,abc,,\n"
+        "C,Can,Fjord,canned,7,12,,missing.png\n"
+    )
     with pytest.raises(ValidationError) as err:
         read_catalog(path)
     problems = err.value.problems
@@ -40,8 +42,10 @@ def test_catalog_missing_column_and_encoding(tmp_path: Path) -> None:
 
 def test_planogram_validation(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
-    path.write_text("planogram,fixture,shelf,position,sku,facings\n"
-                    "P,F1,1,1,A,2\nP,F1,1,1,B,1\nP,F1,1,2,Z,1\nP,F1,2,1,A,0\n")
+    path.write_text(
+        "planogram,fixture,shelf,position,sku,facings\n"
+        "P,F1,1,1,A,2\nP,F1,1,1,B,1\nP,F1,1,2,Z,1\nP,F1,2,1,A,0\n"
+    )
     with pytest.raises(ValidationError) as err:
         read_planogram(path, {"A", "B"})
     text = "\n".join(err.value.problems)
@@ -51,8 +55,9 @@ def test_planogram_validation(tmp_path: Path) -> None:
 
 
 def test_planogram_json_equivalent_to_csv(tmp_path: Path) -> None:
-    rows = [{"planogram": "P", "fixture": "F1", "shelf": 1, "position": 1, "sku": "A",
-             "facings": 3}]
+    rows = [
+        {"planogram": "P", "fixture": "F1", "shelf": 1, "position": 1, "sku": "A", "facings": 3}
+    ]
     (tmp_path / "p.json").write_text(json.dumps(rows))
     (tmp_path / "p.csv").write_text("planogram,fixture,shelf,position,sku,facings\nP,F1,1,1,A,3\n")
     assert read_planogram(tmp_path / "p.json") == read_planogram(tmp_path / "p.csv")

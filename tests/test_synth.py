@@ -20,10 +20,15 @@ def test_same_seed_same_dataset(tmp_path: Path) -> None:
     render_dataset(tmp_path / "c", SynthConfig(photos=2, seed=6), progress=False)
     names = sorted(p.name for p in (tmp_path / "a" / "images").iterdir())
     for name in names:
-        assert filecmp.cmp(tmp_path / "a" / "images" / name, tmp_path / "b" / "images" / name,
-                           shallow=False)
-    assert (tmp_path / "a" / "truth.json").read_text() == (tmp_path / "b" / "truth.json").read_text()
-    assert (tmp_path / "a" / "truth.json").read_text() != (tmp_path / "c" / "truth.json").read_text()
+        assert filecmp.cmp(
+            tmp_path / "a" / "images" / name, tmp_path / "b" / "images" / name, shallow=False
+        )
+    assert (tmp_path / "a" / "truth.json").read_text() == (
+        tmp_path / "b" / "truth.json"
+    ).read_text()
+    assert (tmp_path / "a" / "truth.json").read_text() != (
+        tmp_path / "c" / "truth.json"
+    ).read_text()
 
 
 def test_layout_and_formats(rendered: Path) -> None:
@@ -58,7 +63,9 @@ def test_perturbations_recorded_as_expected_findings(rendered: Path) -> None:
     for t in truth.values():
         removed = [p for p in t["perturbations"] if p["type"] in ("removed", "reduced")]
         assert len(t["gaps"]) >= len(removed) - sum(
-            1 for a in removed for b in removed if a is not b and a["shelf"] == b["shelf"])
+            1 for a in removed for b in removed if a is not b and a["shelf"] == b["shelf"]
+        )
         types = [f["type"] for f in t["expected_findings"]]
         assert types.count("misplaced") == 2 * sum(
-            1 for p in t["perturbations"] if p["type"] == "swapped")
+            1 for p in t["perturbations"] if p["type"] == "swapped"
+        )

@@ -84,7 +84,11 @@ def worker_cmd(
 
 
 def _worker_process(backend: str, until_empty: bool) -> None:
+    import logging
+
     from shelfwatch.services.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     s = settings()
     Worker(database(ensure=False), s.resolved_storage_dir, backend, s.max_attempts).run(
