@@ -73,8 +73,11 @@ class Tally:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def gap_matches(pred: list[tuple[int, tuple[int, int, int, int]]],
-                truth: list[tuple[int, tuple[int, int, int, int]]], threshold: float = 0.5) -> int:
+def gap_matches(
+    pred: list[tuple[int, tuple[int, int, int, int]]],
+    truth: list[tuple[int, tuple[int, int, int, int]]],
+    threshold: float = 0.5,
+) -> int:
     """Gaps match on the same shelf when their horizontal extents overlap with IoU >= threshold."""
     used: set[int] = set()
     tp = 0
@@ -89,7 +92,8 @@ def gap_matches(pred: list[tuple[int, tuple[int, int, int, int]]],
     return tp
 
 
-def shelf_recall(pred: list[tuple[float, float]], truth: list[tuple[float, float]],
-                 threshold: float = 0.5) -> int:
+def shelf_recall(
+    pred: list[tuple[float, float]], truth: list[tuple[float, float]], threshold: float = 0.5
+) -> int:
     """Annotated shelves found: some detected band overlaps its vertical extent with IoU >= t."""
     return sum(1 for t in truth if any(interval_iou(t, p) >= threshold for p in pred))
