@@ -28,11 +28,20 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def background_lab(lab: np.ndarray, texture: np.ndarray) -> np.ndarray:
-    """Colour of the fixture back: the calm pixels of the zone's top strip (above the products)."""
-    top = max(3, lab.shape[0] // 10)
-    strip, calm = lab[:top].reshape(-1, 3), (texture[:top] < 40).reshape(-1)
-    pixels = strip[calm] if calm.sum() > 20 else strip
-    return np.median(pixels, axis=0)
+    """Colour of the fixture back: the commonest calm colour above the products.
+
+    The upper part of a shelf's zone shows the back between and above packs. Taking the
+    mode (not the mean) of its calm pixels ignores a strip of wall or ceiling above the
+    fixture and the flat faces of a few tall packs.
+    """
+    top = max(3, int(lab.shape[0] * 0.35))
+    strip = lab[:top].reshape(-1, 3)
+    calm = (texture[:top] < 40).reshape(-1)
+    pixels = strip[calm] if calm.sum() > 50 else strip
+    bins = (pixels // 16).astype(np.int32)
+    keys = bins[:, 0] * 256 + bins[:, 1] * 16 + bins[:, 2]
+    mode = np.bincount(keys).argmax()
+    return np.median(pixels[keys == mode], axis=0)
 
 
 def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> np.ndarray:
