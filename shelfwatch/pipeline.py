@@ -7,6 +7,7 @@ and missing facings (when the fixture width or the planogram is known).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class FixtureContext:
     planogram: list[PlanogramPosition] = field(default_factory=list)
     catalog: dict[str, CatalogItem] = field(default_factory=dict)
     signatures: list[Signature] = field(default_factory=list)
+    catalog_dir: Path | None = None  # where the catalog's reference_image paths point
 
 
 def analyze(
@@ -32,7 +34,11 @@ def analyze(
     """Segment a photo, label SKUs and size the gaps."""
     context = context or FixtureContext()
     scene = segmenter.segment(image)
-    if context.signatures:
+    identify = getattr(segmenter, "identify", None)
+    if identify is not None and context.catalog:
+        # Model backends label SKUs by text prompts or example images of the catalog.
+        scene = identify(image, scene, list(context.catalog.values()), context.catalog_dir)
+    elif context.signatures:
         scene = identify_skus(image, scene, context.signatures)
     return size_gaps(scene, context)
 

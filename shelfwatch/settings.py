@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     backend: str = "opencv"
     model_dir: Path | None = None
     offline: bool = False
+    device: str = "auto"
+    clipseg_model: str = "CIDAS/clipseg-rd64-refined"
+    mask2former_model: str = "facebook/mask2former-swin-tiny-coco-instance"
+    oneformer_model: str = "shi-labs/oneformer_coco_swin_large"
+    product_prompt: str = "a product on a shelf"
+    gap_prompt: str = "empty shelf"
     max_attempts: int = 3
     dashboard_port: int = 8501
 

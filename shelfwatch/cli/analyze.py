@@ -27,6 +27,7 @@ def _context(catalog: Path | None, width_cm: float | None) -> FixtureContext:
         width_cm=width_cm,
         catalog={i.sku: i for i in items},
         signatures=load_signatures(catalog.parent, items),
+        catalog_dir=catalog.parent,
     )
 
 

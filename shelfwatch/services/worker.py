@@ -99,6 +99,7 @@ class Worker:
                     planogram=planogram_rows(plan) if plan else [],
                     catalog={i.sku: i for i in items},
                     signatures=self.signatures(session),
+                    catalog_dir=self.storage_dir,
                 )
                 path = self.storage_dir / photo.storage_path
             image = load_image(path)

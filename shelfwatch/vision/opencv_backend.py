@@ -21,37 +21,46 @@ class OpenCVSegmenter:
     name = "opencv"
 
     def segment(self, image: np.ndarray) -> ShelfScene:
-        height, width = image.shape[:2]
-        scale = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
-        work = (
-            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            if scale < 1
-            else image
+        return _segment(image, with_products=True)
+
+
+def detect_shelves(image: np.ndarray) -> list[Shelf]:
+    """Shelf rows only (deskewed, mapped back to the photo): model backends use these."""
+    return _segment(image, with_products=False).shelves
+
+
+def _segment(image: np.ndarray, with_products: bool) -> ShelfScene:
+    height, width = image.shape[:2]
+    scale = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
+    work = (
+        cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else image
+    )
+    gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
+    tilt = estimate_tilt(gray)
+    wh, ww = gray.shape
+    rot = cv2.getRotationMatrix2D((ww / 2, wh / 2), tilt, 1.0)
+    if abs(tilt) > 0.3:
+        work = cv2.warpAffine(
+            work, rot, (ww, wh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
-        tilt = estimate_tilt(gray)
-        wh, ww = gray.shape
-        rot = cv2.getRotationMatrix2D((ww / 2, wh / 2), tilt, 1.0)
-        if abs(tilt) > 0.3:
-            work = cv2.warpAffine(
-                work, rot, (ww, wh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )
-            gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
-        scene = _segment_upright(work, gray)
-        # Back to the photo's own frame: undo the deskew, then the working scale.
-        back = np.vstack([cv2.invertAffineTransform(rot), [0, 0, 1]])
-        back = np.diag([1 / scale, 1 / scale, 1]) @ back
-        scene = _transform_scene(scene, back, width, height, ww, wh)
-        scene.quality = photo_quality(gray, tilt)
-        scene.backend = self.name
-        if _looks_sideways(gray, len(scene.shelves)):
-            scene.quality["rotated_90"] = True
-            scene.quality["low_confidence"] = True
-            scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
-        if not scene.shelves:
-            scene.warnings.append("no shelf edges found")
-            scene.quality["low_confidence"] = True
-        return scene
+    scene = _segment_upright(work, gray, with_products)
+    # Back to the photo's own frame: undo the deskew, then the working scale.
+    back = np.vstack([cv2.invertAffineTransform(rot), [0, 0, 1]])
+    back = np.diag([1 / scale, 1 / scale, 1]) @ back
+    scene = _transform_scene(scene, back, width, height, ww, wh)
+    scene.quality = photo_quality(gray, tilt)
+    scene.backend = OpenCVSegmenter.name
+    if _looks_sideways(gray, len(scene.shelves)):
+        scene.quality["rotated_90"] = True
+        scene.quality["low_confidence"] = True
+        scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
+    if not scene.shelves:
+        scene.warnings.append("no shelf edges found")
+        scene.quality["low_confidence"] = True
+    return scene
 
 
 def _looks_sideways(gray: np.ndarray, horizontal_shelves: int) -> bool:
@@ -60,7 +69,7 @@ def _looks_sideways(gray: np.ndarray, horizontal_shelves: int) -> bool:
     return len(vertical) >= 2 and len(vertical) > horizontal_shelves
 
 
-def _segment_upright(work: np.ndarray, gray: np.ndarray) -> ShelfScene:
+def _segment_upright(work: np.ndarray, gray: np.ndarray, with_products: bool = True) -> ShelfScene:
     h, w = gray.shape
     edges = find_shelf_edges(gray)
     shelves: list[Shelf] = []
@@ -77,6 +86,8 @@ def _segment_upright(work: np.ndarray, gray: np.ndarray) -> ShelfScene:
     for zone_top, zone_bottom, edge in zones:
         index = len(shelves) + 1
         shelves.append(Shelf(index, zone_top, edge.y_bottom + 1, edge.x1, edge.x2, edge.y_top))
+        if not with_products:
+            continue
         found = find_facings(work, edge.x1, edge.x2, zone_top, zone_bottom)
         if found.boxes:
             parts.append(

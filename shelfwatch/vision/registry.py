@@ -36,4 +36,48 @@ def _opencv() -> Segmenter:
     return OpenCVSegmenter()
 
 
+def _clipseg() -> Segmenter:
+    from shelfwatch.settings import get_settings
+    from shelfwatch.vision.models.clipseg import ClipSegReferrer, ClipSegSegmenter
+
+    s = get_settings()
+    referrer = ClipSegReferrer.from_pretrained(s.clipseg_model, s.offline, s.device)
+    return ClipSegSegmenter(referrer, s.product_prompt, s.gap_prompt)
+
+
+def _instances(name: str) -> Callable[[], Segmenter]:
+    def build() -> Segmenter:
+        from shelfwatch.settings import get_settings
+        from shelfwatch.vision.models.instances import InstanceSegmenter
+
+        s = get_settings()
+        source = s.mask2former_model if name == "mask2former" else s.oneformer_model
+        return InstanceSegmenter.from_pretrained(name, source, s.offline, s.device)
+
+    return build
+
+
+def _fused() -> Segmenter:
+    from shelfwatch.settings import get_settings
+    from shelfwatch.vision.models.clipseg import ClipSegReferrer
+    from shelfwatch.vision.models.fused import FusedSegmenter
+    from shelfwatch.vision.models.instances import InstanceSegmenter
+
+    s = get_settings()
+    return FusedSegmenter(
+        InstanceSegmenter.from_pretrained("mask2former", s.mask2former_model, s.offline, s.device),
+        ClipSegReferrer.from_pretrained(s.clipseg_model, s.offline, s.device),
+        s.gap_prompt,
+    )
+
+
+def clear_cache() -> None:
+    """Forget loaded backends (tests and settings changes)."""
+    _LOADED.clear()
+
+
 register("opencv", _opencv)
+register("clipseg", _clipseg)
+register("mask2former", _instances("mask2former"))
+register("oneformer", _instances("oneformer"))
+register("fused", _fused)

@@ -1,0 +1,49 @@
+"""Shelf geometry shared by every backend: which shelf a product stands on, where gaps are."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shelfwatch.core.scene import Gap, Products, Shelf
+
+
+def assign_shelves(products: Products, shelves: list[Shelf]) -> Products:
+    """Set each product's shelf: the band holding the bottom-centre of its box (0 if none)."""
+    if not shelves or len(products) == 0:
+        return products
+    bottoms = products.xyxy[:, 3] - 0.1 * (products.xyxy[:, 3] - products.xyxy[:, 1])
+    out = np.zeros(len(products), dtype=np.int32)
+    for s in shelves:
+        inside = (bottoms >= s.y1) & (bottoms <= s.y2)
+        out[inside & (out == 0)] = s.index
+    return Products(
+        xyxy=products.xyxy,
+        scores=products.scores,
+        masks=products.masks,
+        shelf=out,
+        sku=products.sku,
+        sku_score=products.sku_score,
+    )
+
+
+def gaps_between(products: Products, shelves: list[Shelf], min_ratio: float = 0.55) -> list[Gap]:
+    """Stretches of a shelf wider than ``min_ratio`` of its typical facing with no product."""
+    gaps: list[Gap] = []
+    for s in shelves:
+        on = products.xyxy[products.shelf == s.index]
+        x1, x2 = (s.x1, s.x2) if s.x2 > s.x1 else (0, int(products.xyxy[:, 2].max(initial=0)))
+        if len(on) == 0 or x2 <= x1:
+            continue
+        width = float(np.median(on[:, 2] - on[:, 0]))
+        covered = np.zeros(x2 - x1, dtype=bool)
+        for b in on:
+            covered[max(0, b[0] - x1) : max(0, b[2] - x1)] = True
+        padded = np.concatenate([[True], covered, [True]])
+        starts = np.nonzero(padded[:-1] & ~padded[1:])[0]
+        ends = np.nonzero(~padded[:-1] & padded[1:])[0]
+        top = s.y1 if s.edge_y is None else s.y1
+        bottom = s.edge_y if s.edge_y is not None else s.y2
+        for a, b in zip(starts, ends, strict=True):
+            if b - a >= min_ratio * width:
+                gaps.append(Gap(s.index, (int(x1 + a), int(top), int(x1 + b), int(bottom))))
+    return gaps

@@ -1,0 +1,191 @@
+"""CLIPSeg referring segmentation: text or example-image prompts to masks.
+
+Many prompts per photo share one pass of the CLIP vision encoder: the encoder's
+activations are computed once and the light decoder runs for all prompts at once, with
+prompt embeddings cached across photos (prompts change rarely; photos stream). Its logits
+equal transformers' standard call (the image repeated once per prompt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
+import cv2
+import numpy as np
+
+from shelfwatch.core.errors import ShelfWatchError
+from shelfwatch.core.scene import ShelfScene
+from shelfwatch.vision.layout import assign_shelves, gaps_between
+from shelfwatch.vision.models.heatmaps import heatmap_to_instances
+from shelfwatch.vision.models.loading import load_pretrained, pick_device, require_torch
+from shelfwatch.vision.opencv_backend import detect_shelves
+
+MAX_PROMPT_CHARS = 200
+Prompt = str | np.ndarray  # text, or an example product image (BGR)
+
+
+def check_prompt(prompt: Prompt) -> None:
+    if isinstance(prompt, np.ndarray):
+        if prompt.ndim != 3 or prompt.shape[0] < 8 or prompt.shape[1] < 8:
+            raise ShelfWatchError("example image prompt must be a colour image of at least 8x8")
+        return
+    text = prompt.strip()
+    if not text:
+        raise ShelfWatchError("empty prompt")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ShelfWatchError(f"prompt too long ({len(text)} > {MAX_PROMPT_CHARS} characters)")
+
+
+class ClipSegReferrer:
+    """Heatmaps for prompts on photos, with cached prompt embeddings."""
+
+    def __init__(
+        self, model: Any, processor: Any, device: Any = None, cache_size: int = 512
+    ) -> None:
+        self.torch = require_torch()
+        self.model = model
+        self.processor = processor
+        self.device = device or pick_device()
+        self.model.to(self.device)
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str, offline: bool = False, device: str = "auto"
+    ) -> ClipSegReferrer:
+        from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
+
+        model, processor = load_pretrained(
+            CLIPSegForImageSegmentation, CLIPSegProcessor, source, "clipseg", offline
+        )
+        return cls(model, processor, pick_device(device))
+
+    def _key(self, prompt: Prompt) -> str:
+        if isinstance(prompt, np.ndarray):
+            return "img:" + hashlib.sha1(prompt.tobytes()).hexdigest()
+        return "txt:" + prompt.strip()
+
+    def embeddings(self, prompts: list[Prompt]) -> Any:
+        """(n, projection_dim) conditional embeddings; computed once per distinct prompt."""
+        torch = self.torch
+        missing = [p for p in prompts if self._key(p) not in self._cache]
+        texts = list(dict.fromkeys(p.strip() for p in missing if isinstance(p, str)))
+        images = [p for p in missing if isinstance(p, np.ndarray)]
+        with torch.inference_mode():
+            if texts:
+                tok = self.processor.tokenizer(texts, padding=True, return_tensors="pt")
+                emb = self.model.get_conditional_embeddings(
+                    batch_size=len(texts),
+                    input_ids=tok["input_ids"].to(self.device),
+                    attention_mask=tok["attention_mask"].to(self.device),
+                )
+                for t, e in zip(texts, emb, strict=True):
+                    self._remember("txt:" + t, e)
+            for img in images:
+                pix = self._pixels(img)
+                emb = self.model.get_conditional_embeddings(
+                    batch_size=1, conditional_pixel_values=pix
+                )
+                self._remember(self._key(img), emb[0])
+        return torch.stack([self._cache[self._key(p)] for p in prompts])
+
+    def _remember(self, key: str, value: Any) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _pixels(self, bgr: np.ndarray) -> Any:
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return self.processor.image_processor(images=rgb, return_tensors="pt")["pixel_values"].to(
+            self.device
+        )
+
+    def logits(self, image: np.ndarray, prompts: list[Prompt]) -> Any:
+        """(n, h, w) logits at the model's resolution; the vision encoder runs once."""
+        torch = self.torch
+        for p in prompts:
+            check_prompt(p)
+        cond = self.embeddings(prompts)
+        with torch.inference_mode():
+            pix = self._pixels(image)
+            vision = self.model.clip.vision_model(pixel_values=pix, output_hidden_states=True)
+            acts = [vision.hidden_states[i + 1] for i in self.model.extract_layers]
+            # Batch 1 activations broadcast against n prompt embeddings in the decoder's FiLM.
+            out = self.model.decoder(acts, cond)
+            logits = out.logits if hasattr(out, "logits") else out[0]
+        return logits.reshape(len(prompts), *logits.shape[-2:])
+
+    def standard_logits(self, image: np.ndarray, prompts: list[str]) -> Any:
+        """transformers' documented call (image repeated per prompt): the baseline."""
+        torch = self.torch
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        inputs = self.processor(
+            text=prompts, images=[rgb] * len(prompts), padding=True, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        return logits.reshape(len(prompts), *logits.shape[-2:])
+
+    def heatmaps(self, image: np.ndarray, prompts: list[Prompt]) -> np.ndarray:
+        """(n, H, W) probabilities at the photo's own resolution."""
+        torch = self.torch
+        logits = self.logits(image, prompts)
+        h, w = image.shape[:2]
+        with torch.inference_mode():
+            up = torch.nn.functional.interpolate(
+                logits[:, None].float(), size=(h, w), mode="bilinear", align_corners=False
+            )
+            return torch.sigmoid(up[:, 0]).cpu().numpy()
+
+
+class ClipSegSegmenter:
+    """Products and gaps from two text prompts; shelves from the shelf-edge finder."""
+
+    name = "clipseg"
+
+    def __init__(
+        self,
+        referrer: ClipSegReferrer,
+        product_prompt: str = "a product on a shelf",
+        gap_prompt: str = "empty shelf",
+        threshold: float = 0.5,
+    ) -> None:
+        self.referrer = referrer
+        self.product_prompt = product_prompt
+        self.gap_prompt = gap_prompt
+        self.threshold = threshold
+
+    def segment(self, image: np.ndarray) -> ShelfScene:
+        product_map, gap_map = self.referrer.heatmaps(image, [self.product_prompt, self.gap_prompt])
+        return scene_from_maps(
+            image, heatmap_to_instances(product_map, self.threshold), gap_map, self.name
+        )
+
+
+def scene_from_maps(
+    image: np.ndarray,
+    products: Any,
+    gap_map: np.ndarray | None,
+    backend: str,
+    gap_threshold: float = 0.5,
+) -> ShelfScene:
+    """Shelves, products assigned to them, and gaps confirmed by the empty-shelf heatmap."""
+    h, w = image.shape[:2]
+    shelves = detect_shelves(image)
+    products = assign_shelves(products, shelves)
+    gaps = gaps_between(products, shelves)
+    if gap_map is not None:
+        # Keep geometric gaps that the empty-shelf prompt agrees with.
+        gaps = [
+            g
+            for g in gaps
+            if gap_map[g.bbox[1] : g.bbox[3], g.bbox[0] : g.bbox[2]].mean() >= gap_threshold
+            or len(products) == 0
+        ]
+    return ShelfScene(
+        width=w, height=h, shelves=shelves, products=products, gaps=gaps, backend=backend
+    )
