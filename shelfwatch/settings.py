@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     offline: bool = False
     device: str = "auto"
+    quantize: str = "none"  # "int8": dynamic int8 linear layers for CLIPSeg on CPU
     clipseg_model: str = "CIDAS/clipseg-rd64-refined"
     mask2former_model: str = "facebook/mask2former-swin-tiny-coco-instance"
     oneformer_model: str = "shi-labs/oneformer_coco_swin_large"

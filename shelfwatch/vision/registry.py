@@ -41,7 +41,7 @@ def _clipseg() -> Segmenter:
     from shelfwatch.vision.models.clipseg import ClipSegReferrer, ClipSegSegmenter
 
     s = get_settings()
-    referrer = ClipSegReferrer.from_pretrained(s.clipseg_model, s.offline, s.device)
+    referrer = ClipSegReferrer.from_pretrained(s.clipseg_model, s.offline, s.device, s.quantize)
     return ClipSegSegmenter(referrer, s.product_prompt, s.gap_prompt)
 
 

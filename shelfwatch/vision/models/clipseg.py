@@ -54,14 +54,21 @@ class ClipSegReferrer:
 
     @classmethod
     def from_pretrained(
-        cls, source: str, offline: bool = False, device: str = "auto"
+        cls, source: str, offline: bool = False, device: str = "auto", quantize: str = "none"
     ) -> ClipSegReferrer:
         from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
         model, processor = load_pretrained(
             CLIPSegForImageSegmentation, CLIPSegProcessor, source, "clipseg", offline
         )
-        return cls(model, processor, pick_device(device))
+        target = pick_device(device)
+        if quantize == "int8" and target.type == "cpu":
+            # Dynamic int8 linear layers: about 1.6x faster on CPU (see the README).
+            torch = require_torch()
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+        return cls(model, processor, target)
 
     def _key(self, prompt: Prompt) -> str:
         if isinstance(prompt, np.ndarray):
