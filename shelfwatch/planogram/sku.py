@@ -18,7 +18,7 @@ from shelfwatch.core.imageio import load_image
 from shelfwatch.core.scene import Products, ShelfScene
 
 H_BINS, S_BINS, V_BINS = 18, 4, 3
-MIN_SIMILARITY = 0.55
+MIN_SIMILARITY = 0.35
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,15 @@ def _period(profile: np.ndarray, lo: int, hi: int) -> int | None:
     return int(lo + np.argmax(ac[lo : hi + 1]))
 
 
-def _split_run(x1: int, x2: int, edge_profile: np.ndarray, width: float) -> list[tuple[int, int]]:
-    """Split a run of touching facings at the strongest vertical edges near multiples of width."""
+def _split_run(
+    x1: int, x2: int, seam_profile: np.ndarray, width: float, min_seam: float = 0.3
+) -> list[tuple[int, int]]:
+    """Split a run of touching facings at seams near multiples of the facing width.
+
+    ``seam_profile`` is, per column, the share of rows crossed by a vertical edge: a seam
+    between two packs runs most of their height, a letter of the artwork does not. Without
+    a seam the run stays whole (a wide pack is one pack).
+    """
     n = int(round((x2 - x1) / width))
     if n <= 1:
         return [(x1, x2)]
@@ -74,8 +81,11 @@ def _split_run(x1: int, x2: int, edge_profile: np.ndarray, width: float) -> list
     for k in range(1, n):
         centre = int(x1 + k * step)
         lo, hi = max(cuts[-1] + 2, int(centre - 0.3 * step)), min(x2 - 2, int(centre + 0.3 * step))
-        cut = centre if hi <= lo else lo + int(np.argmax(edge_profile[lo:hi]))
-        cuts.append(cut)
+        if hi <= lo:
+            continue
+        cut = lo + int(np.argmax(seam_profile[lo:hi]))
+        if seam_profile[cut] >= min_seam:
+            cuts.append(cut)
     cuts.append(x2)
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
@@ -100,6 +110,9 @@ def find_facings(bgr: np.ndarray, x1: int, x2: int, y1: int, y2: int) -> ZoneRes
     runs = [(a, b) for a, b in _runs(occupied) if b - a >= min_width]
 
     vertical = np.where(np.abs(gx) > 2 * np.abs(gy), np.abs(gx), 0).sum(axis=0)
+    edge_rows = ((np.abs(gx) > 25) & (np.abs(gx) > 2 * np.abs(gy))).astype(np.uint8)
+    edge_rows = cv2.dilate(edge_rows, np.ones((1, 3), np.uint8))  # seams drift a pixel or two
+    seams = edge_rows[int(zh * 0.3) :].mean(axis=0)
     widths = np.array([b - a for a, b in runs], dtype=float)
     single = widths[widths < 1.2 * zh]
     facing_w = float(np.median(single)) if len(single) >= 3 else None
@@ -108,7 +121,7 @@ def find_facings(bgr: np.ndarray, x1: int, x2: int, y1: int, y2: int) -> ZoneRes
 
     boxes, masks, scores = [], [], []
     for a, b in runs:
-        parts = _split_run(a, b, vertical, facing_w) if b - a > 1.6 * facing_w else [(a, b)]
+        parts = _split_run(a, b, seams, facing_w) if b - a > 1.6 * facing_w else [(a, b)]
         for pa, pb in parts:
             cols = fg[:, pa:pb]
             row_occ = cols.mean(axis=1)
