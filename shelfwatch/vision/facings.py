@@ -27,21 +27,44 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.nonzero(diff == 1)[0], np.nonzero(diff == -1)[0], strict=True))
 
 
-def background_lab(lab: np.ndarray, texture: np.ndarray) -> np.ndarray:
-    """Colour of the fixture back: the commonest calm colour above the products.
-
-    The upper part of a shelf's zone shows the back between and above packs. Taking the
-    mode (not the mean) of its calm pixels ignores a strip of wall or ceiling above the
-    fixture and the flat faces of a few tall packs.
-    """
+def upper_calm_pixels(lab: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """Lab pixels of the zone's upper part without texture: mostly the fixture back."""
     top = max(3, int(lab.shape[0] * 0.35))
     strip = lab[:top].reshape(-1, 3)
     calm = (texture[:top] < 40).reshape(-1)
-    pixels = strip[calm] if calm.sum() > 50 else strip
+    return strip[calm] if calm.sum() > 50 else strip
+
+
+def mode_colour(pixels: np.ndarray) -> np.ndarray:
+    """The commonest colour (coarse Lab bins), refined to the median of its bin."""
     bins = (pixels // 16).astype(np.int32)
     keys = bins[:, 0] * 256 + bins[:, 1] * 16 + bins[:, 2]
     mode = np.bincount(keys).argmax()
     return np.median(pixels[keys == mode], axis=0)
+
+
+def zone_features(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lab image, x and y gradients and smoothed texture of a zone."""
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    return lab, gx, gy, cv2.GaussianBlur(np.hypot(gx, gy), (0, 0), 2)
+
+
+def fixture_back_lab(bgr: np.ndarray, zones: list[tuple[int, int, int, int]]) -> np.ndarray | None:
+    """Colour of the fixture back over all shelves of the photo.
+
+    The back is one colour across a fixture, while a block of tall packs of one colour only
+    fills part of one shelf, so the mode over every zone's upper part is the back.
+    """
+    pixels = []
+    for x1, y1, x2, y2 in zones:
+        if y2 - y1 < 12 or x2 - x1 < 12:
+            continue
+        lab, _, _, texture = zone_features(bgr[y1:y2, x1:x2])
+        pixels.append(upper_calm_pixels(lab, texture))
+    return mode_colour(np.concatenate(pixels)) if pixels else None
 
 
 def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> np.ndarray:
@@ -62,6 +85,18 @@ def _period(profile: np.ndarray, lo: int, hi: int) -> int | None:
     if hi <= lo:
         return None
     return int(lo + np.argmax(ac[lo : hi + 1]))
+
+
+def _split_at_seams(
+    x1: int, x2: int, seam_profile: np.ndarray, min_width: float, strong: float = 0.5
+) -> list[tuple[int, int]]:
+    """Cut a run wherever a seam crosses at least ``strong`` of the rows (two packs touch)."""
+    from scipy.signal import find_peaks
+
+    inner = seam_profile[x1:x2]
+    peaks, _ = find_peaks(inner, height=strong, distance=max(1, int(min_width)))
+    cuts = [x1] + [x1 + int(p) for p in peaks if min_width <= p <= (x2 - x1) - min_width] + [x2]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def _split_run(
@@ -90,18 +125,20 @@ def _split_run(
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
-def find_facings(bgr: np.ndarray, x1: int, x2: int, y1: int, y2: int) -> ZoneResult:
-    """Product facings (boxes, cropped masks, scores) and gaps in zone (x1, y1)-(x2, y2)."""
+def find_facings(
+    bgr: np.ndarray, x1: int, x2: int, y1: int, y2: int, back: np.ndarray | None = None
+) -> ZoneResult:
+    """Product facings (boxes, cropped masks, scores) and gaps in zone (x1, y1)-(x2, y2).
+
+    ``back`` is the fixture's back colour (Lab); without it the zone's own is estimated.
+    """
     zone = bgr[y1:y2, x1:x2]
     zh, zw = zone.shape[:2]
     if zh < 12 or zw < 12:
         return ZoneResult([], [], [], [])
-    lab = cv2.cvtColor(zone, cv2.COLOR_BGR2LAB)
-    gray = cv2.cvtColor(zone, cv2.COLOR_BGR2GRAY)
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    texture = cv2.GaussianBlur(np.hypot(gx, gy), (0, 0), 2)
-    back = background_lab(lab, texture)
+    lab, gx, gy, texture = zone_features(zone)
+    if back is None:
+        back = mode_colour(upper_calm_pixels(lab, texture))
     fg = foreground_mask(lab, texture, back)
     low = fg[int(zh * 0.7) :]
     occupancy = np.convolve(low.mean(axis=0), np.ones(3) / 3, mode="same")
@@ -121,7 +158,10 @@ def find_facings(bgr: np.ndarray, x1: int, x2: int, y1: int, y2: int) -> ZoneRes
 
     boxes, masks, scores = [], [], []
     for a, b in runs:
-        parts = _split_run(a, b, seams, facing_w) if b - a > 1.6 * facing_w else [(a, b)]
+        parts = []
+        for sa, sb in _split_at_seams(a, b, seams, max(min_width, 0.35 * facing_w)):
+            wide = sb - sa > 1.6 * facing_w
+            parts.extend(_split_run(sa, sb, seams, facing_w) if wide else [(sa, sb)])
         for pa, pb in parts:
             cols = fg[:, pa:pb]
             row_occ = cols.mean(axis=1)

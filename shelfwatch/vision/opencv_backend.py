@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
-from shelfwatch.vision.facings import find_facings
+from shelfwatch.vision.facings import find_facings, fixture_back_lab
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges
 
@@ -83,12 +83,15 @@ def _segment_upright(work: np.ndarray, gray: np.ndarray, with_products: bool = T
     # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
     tallest = max((b - a for a, b, _ in zones), default=0)
     zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * tallest)]
+    back = (
+        fixture_back_lab(work, [(e.x1, a, e.x2, b) for a, b, e in zones]) if with_products else None
+    )
     for zone_top, zone_bottom, edge in zones:
         index = len(shelves) + 1
         shelves.append(Shelf(index, zone_top, edge.y_bottom + 1, edge.x1, edge.x2, edge.y_top))
         if not with_products:
             continue
-        found = find_facings(work, edge.x1, edge.x2, zone_top, zone_bottom)
+        found = find_facings(work, edge.x1, edge.x2, zone_top, zone_bottom, back)
         if found.boxes:
             parts.append(
                 Products(

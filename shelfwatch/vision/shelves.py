@@ -76,6 +76,14 @@ def line_profile(horiz: np.ndarray, slack: int, slices: int = 8) -> np.ndarray:
     return np.mean(parts, axis=0)
 
 
+def strip_uniformity(strip: np.ndarray) -> float:
+    """Share of columns whose median brightness is close to the strip's median."""
+    if strip.size == 0:
+        return 0.0
+    columns = np.median(strip, axis=0)
+    return float((np.abs(columns - np.median(columns)) < 20).mean())
+
+
 def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge]:
     """Shelf-edge strips: clusters of rows whose horizontal edges span ``min_span`` of the width."""
     h, w = gray.shape
@@ -94,18 +102,42 @@ def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge
         else:
             clusters.append([int(r)])
     edges = []
+    slack = _line_slack(h)
     for cl in clusters:
-        y_top, y_bottom = cl[0] - 1, cl[-1] + 1
+        strength = float(frac[cl].max())
+        # The rows around the peaks where the profile stays above half the peak: a strip seen
+        # in perspective is a plateau with one prominent peak, still a thick strip.
+        ext_top, ext_bottom = cl[0], cl[-1]
+        while ext_top > 0 and frac[ext_top - 1] >= 0.5 * strength:
+            ext_top -= 1
+        while ext_bottom < h - 1 and frac[ext_bottom + 1] >= 0.5 * strength:
+            ext_bottom += 1
+        if len(cl) > 1:
+            y_top, y_bottom = cl[0] - 1, cl[-1] + 1
+        else:  # undo the drift allowance that widened the plateau
+            y_top = min(cl[0], ext_top + slack)
+            y_bottom = max(cl[0], ext_bottom - slack)
         band = horiz[y_top : y_bottom + 1].max(axis=0)
         cols = np.nonzero(band)[0]
         x1, x2 = (
             (int(np.percentile(cols, 1)), int(np.percentile(cols, 99))) if len(cols) else (0, w)
         )
-        strength = float(frac[cl].max())
         # A shelf edge is a strip (a price rail has a top and a bottom line); a single thin
         # line only counts when it spans nearly the whole width (the fixture's top or base).
-        if y_bottom - y_top < 2 * _line_slack(h) + max(4, 0.006 * h) and strength < 0.85:
+        min_thickness = 2 * slack + max(4, 0.006 * h)
+        if len(cl) > 1:
+            thick = y_bottom - y_top >= min_thickness
+        else:  # one peak: thick only if the whole plateau is high (a strip seen tilted)
+            plateau = float(frac[ext_top : ext_bottom + 1].mean())
+            thick = ext_bottom - ext_top >= min_thickness and plateau >= 0.65
+        if not thick and strength < 0.85:
             continue
+        if thick and y_bottom - y_top >= 4:
+            # A price rail is one material across the fixture; a row of label bands is not.
+            uniform = strip_uniformity(gray[y_top + 1 : y_bottom, x1 : x2 + 1])
+            if uniform < 0.4:
+                continue
+            strength *= 0.5 + 0.5 * uniform
         edges.append(ShelfEdge(y_top, y_bottom, x1, x2, strength))
     # Edges closer than a minimal shelf height: keep the stronger (product tops can line up).
     min_gap = 0.08 * h
