@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import typer
 
-from shelfwatch.cli.common import fail, friendly_errors, settings
+from shelfwatch.cli.common import friendly_errors, settings
 from shelfwatch.core.errors import BadInputError
 from shelfwatch.core.imageio import load_image
 from shelfwatch.pipeline import FixtureContext, analyze
@@ -93,19 +93,32 @@ def check_cmd(
 ) -> None:
     """Check one photo against a planogram: findings and KPIs, no database needed."""
     context = _context(catalog, width_cm)
-    rows = [r for r in read_planogram(planogram, context.catalog) if r.fixture == fixture]
+    all_rows = read_planogram(planogram, context.catalog)
+    rows = [r for r in all_rows if r.fixture == fixture]
+    warnings = []
     if not rows:
-        raise fail(f"{planogram}: no planogram rows for fixture {fixture!r}")
+        known = ", ".join(sorted({r.fixture for r in all_rows}))
+        warnings.append(
+            f"fixture {fixture!r} is not in {planogram} (it has: {known}); "
+            "every product is reported against an empty planogram"
+        )
     names = sorted({r.planogram for r in rows})
-    rows = [r for r in rows if r.planogram == names[0]]
+    if len(names) > 1:
+        warnings.append(f"several planograms for fixture {fixture!r}; used {names[0]!r}")
+    rows = [r for r in rows if r.planogram == names[0]] if names else []
+    missing_refs = sorted({r.sku for r in rows if not context.catalog[r.sku].reference_image})
+    if missing_refs:
+        warnings.append(
+            f"no reference image for {', '.join(missing_refs)}: these SKUs cannot "
+            "be recognised by appearance and may show as missing"
+        )
     context.planogram = rows
     img = load_image(image)
     scene = analyze(img, get_segmenter(backend or settings().backend), context)
     if overlay is not None:
         _write_overlay(overlay, image, img, scene)
     report = check_compliance(scene, rows, context.catalog)
-    if len(names) > 1:
-        report.warnings.append(f"several planograms for fixture {fixture!r}; used {names[0]!r}")
+    report.warnings[:0] = warnings + scene.warnings
     if as_json:
         typer.echo(json.dumps(report.to_json(str(image))))
         return

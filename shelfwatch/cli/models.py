@@ -107,3 +107,88 @@ def bench_models(
                 f"{row['baseline_ms']} ms baseline (x{row['speedup']}), "
                 f"peak RSS {row['peak_rss_mb']} MB"
             )
+
+
+def _default_shared() -> Path | None:
+    import shelfwatch
+
+    for candidate in (
+        Path.cwd().parent / "shared",
+        Path(shelfwatch.__file__).resolve().parents[2] / "shared",
+    ):
+        if (candidate / "README.md").exists():
+            return candidate
+    return None
+
+
+@bench_app.command("accuracy")
+@friendly_errors
+def bench_accuracy(
+    data: Path = typer.Option(None, "--data", help="Rendered set (default: render one)."),
+    photos: int = typer.Option(200, "--photos", min=1, help="Photos to render without --data."),
+    seed: int = typer.Option(9001, "--seed", help="Render seed (never used for tuning)."),
+    shared: Path = typer.Option(
+        None,
+        "--shared",
+        help="Folder with real-shelves/ and real-products/ (default: ../shared when present).",
+    ),
+    backend: str = typer.Option(None, "--backend", help="Backend (default: settings)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    overlay: Path = typer.Option(None, "--overlay", help="Write an overlay of every photo."),
+) -> None:
+    """Accuracy on rendered photos and on the real photos in ../shared."""
+    import tempfile
+
+    from tqdm import tqdm
+
+    from shelfwatch.bench import accuracy
+    from shelfwatch.synth import SynthConfig, render_dataset
+    from shelfwatch.vision.registry import get_segmenter
+
+    segmenter = get_segmenter(backend or settings().backend)
+    lines: list[dict] = []
+    if data is None:
+        data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
+        render_dataset(data, SynthConfig(photos=photos, seed=seed), progress=not as_json)
+    bar = tqdm(desc="scoring rendered", unit="photo", disable=as_json)
+    rendered = accuracy.score_rendered(
+        data,
+        segmenter,
+        overlay / "rendered" if overlay else None,
+        progress=lambda done, total: (setattr(bar, "total", total), bar.update(1)),
+    )
+    bar.close()
+    lines.append(rendered.summary() | {"data": str(data)})
+    shared = shared or _default_shared()
+    if shared is not None and (shared / "real-shelves").exists():
+        rows = accuracy.score_real_shelves(
+            shared / "real-shelves", segmenter, overlay / "real" if overlay else None
+        )
+        half = len(rows) // 2
+        lines += [
+            accuracy.summarise_shelves(rows[:half], "first half"),
+            accuracy.summarise_shelves(rows[half:], "second half"),
+            accuracy.summarise_shelves(rows, "all"),
+        ]
+        lines += rows
+    if shared is not None and (shared / "real-products").exists():
+        rows = accuracy.score_real_products(
+            shared / "real-products", segmenter, overlay / "real" if overlay else None
+        )
+        lines += [
+            accuracy.summarise_products(
+                [r for r in rows if r["camera"] in ("C1", "C2")], "cameras C1-C2"
+            ),
+            accuracy.summarise_products(
+                [r for r in rows if r["camera"] in ("C3", "C4")], "cameras C3-C4"
+            ),
+            accuracy.summarise_products(rows, "all"),
+        ]
+        lines += rows
+    if shared is None:
+        lines.append({"set": "real", "skipped": "no ../shared folder with real photos"})
+    for line in lines:
+        if as_json:
+            typer.echo(json.dumps(line))
+        elif "image" not in line:
+            typer.echo("  ".join(f"{k}={v}" for k, v in line.items()))

@@ -1,0 +1,291 @@
+"""``shelfwatch bench accuracy``: the backend against ground truth, rendered and real.
+
+(a) Rendered photos from a seed never used for tuning: products (precision/recall at IoU
+0.5, count MAPE), gaps, shelf rows, SKU labels and compliance findings (also fed the ground
+truth, which checks the compliance logic alone). (b) ``../shared/real-shelves``: shelf
+recall. (c) ``../shared/real-products``: products at IoU 0.5 inside the annotated region,
+count MAPE; reported per camera so a held-out camera shows generalisation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from shelfwatch.core.errors import BadInputError
+from shelfwatch.core.imageio import load_image
+from shelfwatch.core.scene import ShelfScene
+from shelfwatch.pipeline import FixtureContext, analyze
+from shelfwatch.planogram.compliance import check_compliance
+from shelfwatch.planogram.formats import read_catalog, read_planogram
+from shelfwatch.planogram.sku import load_signatures
+from shelfwatch.synth.truth import truth_scene
+from shelfwatch.vision.annotate import render_overlay
+from shelfwatch.vision.base import Segmenter
+from shelfwatch.vision.evaluation import (
+    Tally,
+    gap_matches,
+    greedy_match,
+    iou_matrix,
+    shelf_recall,
+)
+
+
+@dataclass
+class RenderedScore:
+    photos: int = 0
+    products: Tally = field(default_factory=Tally)
+    gaps: Tally = field(default_factory=Tally)
+    findings: Tally = field(default_factory=Tally)
+    findings_truth: Tally = field(default_factory=Tally)
+    shelf_exact: int = 0
+    sku_correct: int = 0
+    sku_total: int = 0
+    count_errors: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "set": "rendered",
+            "photos": self.photos,
+            "count_mape": round(float(np.mean(self.count_errors)) * 100, 2),
+            "precision": round(self.products.precision, 4),
+            "recall": round(self.products.recall, 4),
+            "gap_precision": round(self.gaps.precision, 4),
+            "gap_recall": round(self.gaps.recall, 4),
+            "gap_f1": round(self.gaps.f1, 4),
+            "shelf_rows_exact": round(self.shelf_exact / max(1, self.photos), 4),
+            "sku_accuracy": round(self.sku_correct / max(1, self.sku_total), 4),
+            "findings_precision": round(self.findings.precision, 4),
+            "findings_recall": round(self.findings.recall, 4),
+            "findings_precision_truth": round(self.findings_truth.precision, 4),
+            "findings_recall_truth": round(self.findings_truth.recall, 4),
+            "ms_per_photo": round(1000 * self.seconds / max(1, self.photos), 1),
+        }
+
+
+def _boxes(anns: list[dict]) -> np.ndarray:
+    return np.array(
+        [
+            [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+            for a in anns
+        ]
+    ).reshape(-1, 4)
+
+
+def _finding_keys(scene: ShelfScene, plan: list, catalog: dict) -> set[tuple]:
+    return {
+        (f.type, f.shelf, f.position, f.expected_sku, f.observed_sku)
+        for f in check_compliance(scene, plan, catalog).findings
+    }
+
+
+def score_rendered(
+    data: Path,
+    segmenter: Segmenter,
+    overlay: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderedScore:
+    """Score a rendered set (as written by ``shelfwatch synth``)."""
+    items = read_catalog(data / "catalog.csv")
+    catalog = {i.sku: i for i in items}
+    signatures = load_signatures(data, items)
+    plans = read_planogram(data / "planogram.csv", catalog)
+    truth = json.loads((data / "truth.json").read_text())
+    coco = json.loads((data / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    anns: dict[int, list[dict]] = defaultdict(list)
+    for a in coco["annotations"]:
+        anns[a["image_id"]].append(a)
+    score = RenderedScore()
+    for n, img in enumerate(coco["images"]):
+        t = truth[img["file_name"]]
+        plan = [p for p in plans if p.planogram == t["planogram"]]
+        context = FixtureContext(
+            width_cm=100, planogram=plan, catalog=catalog, signatures=signatures
+        )
+        image = load_image(data / "images" / img["file_name"])
+        start = time.perf_counter()
+        scene = analyze(image, segmenter, context)
+        score.seconds += time.perf_counter() - start
+        score.photos += 1
+        truth_boxes = _boxes(anns[img["id"]])
+        score.products.add(
+            greedy_match(scene.products.xyxy, truth_boxes), len(scene.products), len(truth_boxes)
+        )
+        score.count_errors.append(
+            abs(len(scene.products) - len(truth_boxes)) / max(1, len(truth_boxes))
+        )
+        score.gaps.add(
+            gap_matches(
+                [(g.shelf, g.bbox) for g in scene.gaps],
+                [(g["shelf"], tuple(g["bbox"])) for g in t["gaps"]],
+            ),
+            len(scene.gaps),
+            len(t["gaps"]),
+        )
+        bands = [(s.y1, s.y2) for s in scene.shelves]
+        truth_bands = [(s["y1"], s["y2"]) for s in t["shelves"]]
+        score.shelf_exact += len(bands) == len(truth_bands) and shelf_recall(
+            bands, truth_bands
+        ) == len(truth_bands)
+        if len(scene.products) and len(truth_boxes):
+            iou = iou_matrix(scene.products.xyxy, truth_boxes)
+            for i in range(len(scene.products)):
+                k = int(np.argmax(iou[i]))
+                if iou[i, k] >= 0.5:
+                    score.sku_total += 1
+                    score.sku_correct += (
+                        scene.products.sku[i] == names[anns[img["id"]][k]["category_id"]]
+                    )
+        expected = {
+            (f["type"], f["shelf"], f["position"], f["expected_sku"], f["observed_sku"])
+            for f in t["expected_findings"]
+        }
+        for tally, seen in (
+            (score.findings, scene),
+            (score.findings_truth, truth_scene(img, anns[img["id"]], names, t)),
+        ):
+            got = _finding_keys(seen, plan, catalog)
+            tally.add(len(got & expected), len(got), len(expected))
+        if overlay is not None:
+            overlay.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(
+                str(overlay / f"{Path(img['file_name']).stem}.png"), render_overlay(image, scene)
+            )
+        if progress:
+            progress(n + 1, len(coco["images"]))
+    return score
+
+
+def _read_boxes(path: Path) -> dict[str, list[tuple[float, ...]]]:
+    out: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    with path.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out[row["image"]].append(tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2")))
+    return out
+
+
+def score_real_shelves(
+    folder: Path, segmenter: Segmenter, overlay: Path | None = None
+) -> list[dict[str, Any]]:
+    """Per photo: annotated shelves found (vertical IoU >= 0.5), failures, time."""
+    rows = []
+    for name, boxes in sorted(_read_boxes(folder / "shelves.csv").items()):
+        truth = [(b[1], b[3]) for b in boxes]
+        try:
+            image = load_image(folder / "images" / name)
+            start = time.perf_counter()
+            scene = segmenter.segment(image)
+            ms = (time.perf_counter() - start) * 1000
+        except (BadInputError, Exception) as exc:  # noqa: BLE001 - a failed photo is a figure
+            rows.append(
+                {
+                    "set": "real-shelves",
+                    "image": name,
+                    "failed": str(exc),
+                    "shelves": len(truth),
+                    "found": 0,
+                }
+            )
+            continue
+        # A detected shelf's band: from the products' tops down to its edge strip.
+        bands = [(s.y1, s.edge_y if s.edge_y is not None else s.y2) for s in scene.shelves]
+        rows.append(
+            {
+                "set": "real-shelves",
+                "image": name,
+                "shelves": len(truth),
+                "found": shelf_recall(bands, truth),
+                "detected": len(bands),
+                "ms": round(ms, 1),
+                "low_confidence": bool(scene.quality.get("low_confidence")),
+            }
+        )
+        if overlay is not None:
+            overlay.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(
+                str(overlay / f"shelves-{Path(name).stem}.png"), render_overlay(image, scene)
+            )
+    return rows
+
+
+def score_real_products(
+    folder: Path, segmenter: Segmenter, overlay: Path | None = None
+) -> list[dict[str, Any]]:
+    """Per photo: product precision/recall at IoU 0.5 inside the annotated region."""
+    labels = _read_boxes(folder / "labels.csv")
+    regions = {k: v[0] for k, v in _read_boxes(folder / "regions.csv").items()}
+    rows = []
+    for name in sorted(labels):
+        truth = np.array(labels[name])
+        image = load_image(folder / "images" / name)
+        start = time.perf_counter()
+        scene = segmenter.segment(image)
+        ms = (time.perf_counter() - start) * 1000
+        rx1, ry1, rx2, ry2 = regions.get(name, (0, 0, image.shape[1], image.shape[0]))
+        c = scene.products.centers
+        inside = (
+            (c[:, 0] >= rx1) & (c[:, 0] <= rx2) & (c[:, 1] >= ry1) & (c[:, 1] <= ry2)
+            if len(c)
+            else np.zeros(0, bool)
+        )
+        pred = scene.products.xyxy[inside]
+        tp = greedy_match(pred, truth)
+        rows.append(
+            {
+                "set": "real-products",
+                "image": name,
+                "camera": name.split("_")[0],
+                "truth": len(truth),
+                "detected": int(len(pred)),
+                "tp": tp,
+                "ms": round(ms, 1),
+            }
+        )
+        if overlay is not None:
+            overlay.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(
+                str(overlay / f"products-{Path(name).stem}.png"), render_overlay(image, scene)
+            )
+    return rows
+
+
+def summarise_products(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    tally = Tally()
+    errors = []
+    for r in rows:
+        tally.add(r["tp"], r["detected"], r["truth"])
+        errors.append(abs(r["detected"] - r["truth"]) / max(1, r["truth"]))
+    return {
+        "set": "real-products",
+        "part": label,
+        "photos": len(rows),
+        "precision": round(tally.precision, 4),
+        "recall": round(tally.recall, 4),
+        "count_mape": round(100 * float(np.mean(errors)), 2) if errors else None,
+        "ms_per_photo": round(float(np.mean([r["ms"] for r in rows])), 1) if rows else None,
+    }
+
+
+def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    found = sum(r["found"] for r in rows)
+    total = sum(r["shelves"] for r in rows)
+    timed = [r["ms"] for r in rows if "ms" in r]
+    return {
+        "set": "real-shelves",
+        "part": label,
+        "photos": len(rows),
+        "shelf_recall": round(found / max(1, total), 4),
+        "failed_photos": sum(1 for r in rows if "failed" in r),
+        "ms_per_photo": round(float(np.mean(timed)), 1) if timed else None,
+    }

@@ -1,0 +1,83 @@
+"""Compliance findings on 100 rendered photos with known perturbations (a held-out seed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shelfwatch.bench.accuracy import RenderedScore, score_rendered
+from shelfwatch.cli import app
+from shelfwatch.synth import SynthConfig, render_dataset
+from shelfwatch.vision.registry import get_segmenter
+
+
+@pytest.fixture(scope="module")
+def hundred(tmp_path_factory: pytest.TempPathFactory) -> RenderedScore:
+    out = tmp_path_factory.mktemp("hundred")
+    render_dataset(out, SynthConfig(photos=100, seed=9001), progress=False)
+    return score_rendered(out, get_segmenter("opencv"))
+
+
+def test_findings_from_ground_truth_are_exact(hundred: RenderedScore) -> None:
+    assert hundred.findings_truth.n_true >= 100  # enough perturbations to mean something
+    assert hundred.findings_truth.precision == 1.0
+    assert hundred.findings_truth.recall == 1.0
+
+
+def test_findings_with_default_backend(hundred: RenderedScore) -> None:
+    assert hundred.findings.precision >= 0.95, hundred.findings
+    assert hundred.findings.recall >= 0.95, hundred.findings
+
+
+def test_unknown_fixture_and_missing_references_warn(
+    cli: CliRunner, rendered: Path, tmp_path: Path
+) -> None:
+    image = sorted((rendered / "images").iterdir())[0]
+    result = cli.invoke(
+        app,
+        [
+            "check",
+            str(image),
+            "--planogram",
+            str(rendered / "planogram.csv"),
+            "--catalog",
+            str(rendered / "catalog.csv"),
+            "--fixture",
+            "F99",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert any("'F99' is not in" in w for w in report["warnings"])
+    assert report["findings"] and {f["type"] for f in report["findings"]} <= {
+        "extra",
+        "unknown_product",
+        "misplaced",
+    }
+
+    catalog = (rendered / "catalog.csv").read_text().splitlines()
+    stripped = [catalog[0]] + [",".join(line.split(",")[:-1] + [""]) for line in catalog[1:]]
+    (tmp_path / "catalog.csv").write_text("\n".join(stripped) + "\n")
+    truth = json.loads((rendered / "truth.json").read_text())
+    fixture = truth[image.name]["fixture"]
+    result = cli.invoke(
+        app,
+        [
+            "check",
+            str(image),
+            "--planogram",
+            str(rendered / "planogram.csv"),
+            "--catalog",
+            str(tmp_path / "catalog.csv"),
+            "--fixture",
+            fixture,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert any("no reference image for" in w for w in report["warnings"])
