@@ -76,6 +76,14 @@ class Products:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    def labelled(self, sku: list[str | None], sku_score: np.ndarray) -> Products:
+        """The same products with SKU labels and their match scores."""
+        return replace(self, sku=sku, sku_score=np.asarray(sku_score, dtype=np.float32))
+
+    def on_shelves(self, shelf: np.ndarray) -> Products:
+        """The same products assigned to shelves."""
+        return replace(self, shelf=np.asarray(shelf, dtype=np.int32))
+
     def __getitem__(self, index: np.ndarray | list[int] | slice) -> Products:
         """Select products by boolean mask, index list or slice (always returns ``Products``)."""
         idx = np.arange(len(self))[index]

@@ -15,7 +15,7 @@ import numpy as np
 
 from shelfwatch.core.errors import BadInputError
 from shelfwatch.core.imageio import load_image
-from shelfwatch.core.scene import Products, ShelfScene
+from shelfwatch.core.scene import ShelfScene
 
 H_BINS, S_BINS, V_BINS = 18, 4, 3
 MIN_SIMILARITY = 0.35
@@ -113,12 +113,4 @@ def identify_skus(
         best = int(np.argmax(sims))
         scores[i] = max(0.0, float(sims[best]))
         skus.append(candidates[best].sku if sims[best] >= MIN_SIMILARITY else None)
-    labelled = Products(
-        xyxy=products.xyxy,
-        scores=products.scores,
-        masks=products.masks,
-        shelf=products.shelf,
-        sku=skus,
-        sku_score=scores,
-    )
-    return scene.with_products(labelled)
+    return scene.with_products(products.labelled(skus, scores))

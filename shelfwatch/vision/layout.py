@@ -16,14 +16,7 @@ def assign_shelves(products: Products, shelves: list[Shelf]) -> Products:
     for s in shelves:
         inside = (bottoms >= s.y1) & (bottoms <= s.y2)
         out[inside & (out == 0)] = s.index
-    return Products(
-        xyxy=products.xyxy,
-        scores=products.scores,
-        masks=products.masks,
-        shelf=out,
-        sku=products.sku,
-        sku_score=products.sku_score,
-    )
+    return products.on_shelves(out)
 
 
 def gaps_between(products: Products, shelves: list[Shelf], min_ratio: float = 0.55) -> list[Gap]:

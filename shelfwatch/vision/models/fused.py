@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from shelfwatch.core.imageio import load_image
-from shelfwatch.core.scene import Products, ShelfScene
+from shelfwatch.core.scene import ShelfScene
 from shelfwatch.vision.models.clipseg import ClipSegReferrer, scene_from_maps
 from shelfwatch.vision.models.instances import InstanceSegmenter
 
@@ -63,12 +63,5 @@ class FusedSegmenter:
             labels.append(skus[best] if inside[best] >= MIN_PROMPT_SCORE else None)
         return replace(
             scene,
-            products=Products(
-                xyxy=p.xyxy,
-                scores=p.scores,
-                masks=p.masks,
-                shelf=p.shelf,
-                sku=labels,
-                sku_score=scores,
-            ),
+            products=p.labelled(labels, scores),
         )
