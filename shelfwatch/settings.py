@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     product_prompt: str = "a product on a shelf"
     gap_prompt: str = "empty shelf"
     max_attempts: int = 3
+    lease_seconds: float = 300.0  # a dead worker's photo is taken over after this
+    retry_backoff_s: float = 30.0  # first retry delay; doubles per attempt
     dashboard_port: int = 8501
 
     @property

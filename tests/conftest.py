@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from shelfwatch.bench.pgserver import PostgresServer, start_server
 from shelfwatch.settings import get_settings
 from shelfwatch.synth import SynthConfig, render_dataset
-from tests.pg import PostgresServer, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -33,14 +33,13 @@ def _setup(url: str, rendered: Path, storage: Path, n: int) -> None:
 def test_poison_photo_is_quarantined(
     rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "BACKOFF_BASE_S", 0.0)
     url, storage = f"sqlite:///{tmp_path / 'q.db'}", tmp_path / "photos"
     _setup(url, rendered, storage, 3)
     factory = session_factory(url)
     with factory() as s:
         poison = s.scalars(select(Photo).order_by(Photo.id)).first()
         (storage / poison.storage_path).write_bytes(b"corrupted on disk")
-    result = Worker(factory, storage, max_attempts=3).run(until_empty=True)
+    result = Worker(factory, storage, max_attempts=3, backoff_s=0.0).run(until_empty=True)
     assert result == {"done": 2, "failed": 3}
     with factory() as s:
         photo = s.get(Photo, poison.id)

@@ -56,7 +56,7 @@ def settings() -> Settings:
     return get_settings()
 
 
-def database(ensure: bool = True) -> sessionmaker[Session]:
+def database(ensure: bool = True, pre_ping: bool = True) -> sessionmaker[Session]:
     """Session factory for the configured database, migrated to head on first use."""
     from shelfwatch.db.engine import session_factory
     from shelfwatch.db.migrate import upgrade
@@ -66,7 +66,7 @@ def database(ensure: bool = True) -> sessionmaker[Session]:
     url = s.resolved_database_url
     if ensure:
         _ensure_schema(url, upgrade)
-    return session_factory(url)
+    return session_factory(url, pre_ping)
 
 
 @functools.lru_cache(maxsize=4)

@@ -192,3 +192,18 @@ def bench_accuracy(
             typer.echo(json.dumps(line))
         elif "image" not in line:
             typer.echo("  ".join(f"{k}={v}" for k, v in line.items()))
+
+
+@bench_app.command("worker")
+@friendly_errors
+def bench_worker(
+    photos: int = typer.Option(120, "--photos", min=4, help="Photos per run."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Queue throughput with 1 and 2 worker processes, and queue overhead per photo."""
+    from shelfwatch.bench import worker
+    from shelfwatch.services.demo import sample_data_dir
+
+    rows = worker.run(photos, sample_data_dir() / "sample" / "images")
+    for row in rows:
+        typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))

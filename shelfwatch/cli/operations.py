@@ -18,16 +18,34 @@ from shelfwatch.services.timeutil import parse_date
 
 @friendly_errors
 def ingest_cmd(
-    paths: list[Path] = typer.Argument(..., help="Photo files or folders."),
-    store: str = typer.Option(..., "--store", help="Store code."),
-    fixture: str = typer.Option(..., "--fixture", help="Fixture code."),
+    paths: list[Path] = typer.Argument(None, help="Photo files or folders."),
+    store: str = typer.Option(None, "--store", help="Store code."),
+    fixture: str = typer.Option(None, "--fixture", help="Fixture code."),
     captured_at: str = typer.Option(
-        None, "--captured-at", help="ISO time (default: EXIF or file time)."
+        None, "--captured-at", help="ISO time (default: EXIF, else the file's time)."
     ),
+    watch_dir: Path = typer.Option(
+        None, "--watch", help="Watch DIR/<store>/<fixture>/ for new photos (Ctrl+C stops)."
+    ),
+    settle: float = typer.Option(2.0, "--settle", help="Seconds a file must stay unchanged."),
 ) -> None:
-    """Validate, store and queue photos for processing."""
-    from shelfwatch.services.ingest import ingest_paths
+    """Validate, store and queue photos for processing (or watch a folder for them)."""
+    from shelfwatch.services.ingest import ingest_paths, watch
 
+    if watch_dir is not None:
+        if not watch_dir.is_dir():
+            raise fail(f"{watch_dir}: not a folder")
+        typer.echo(f"watching {watch_dir}/<store>/<fixture>/ (Ctrl+C stops)")
+        watch(
+            database(),
+            watch_dir,
+            settings().resolved_storage_dir,
+            settle_s=settle,
+            report=lambda status, msg: typer.echo(f"{status}: {msg}", err=status == "rejected"),
+        )
+        return
+    if not paths or not store or not fixture:
+        raise fail("give photos with --store and --fixture, or --watch DIR")
     report = ingest_paths(
         database(),
         paths,
@@ -59,18 +77,14 @@ def worker_cmd(
     import logging
     import multiprocessing as mp
 
-    from shelfwatch.services.worker import Worker
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     s = settings()
-    factory = database()
+    factory = database(pre_ping=False)
     if processes > 1 and s.resolved_database_url.startswith("sqlite"):
         raise fail("SQLite supports one worker process; use PostgreSQL for --processes > 1")
     name = backend or s.backend
     if processes == 1:
-        result = Worker(factory, s.resolved_storage_dir, name, s.max_attempts).run(
-            until_empty=until_empty, progress=True
-        )
+        result = make_worker(factory, name).run(until_empty=until_empty, progress=True)
         typer.echo(f"{result['done']} done, {result['failed']} failed")
         return
     ctx = mp.get_context("spawn")
@@ -86,13 +100,25 @@ def worker_cmd(
 def _worker_process(backend: str, until_empty: bool) -> None:
     import logging
 
-    from shelfwatch.services.worker import Worker
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
+    make_worker(database(ensure=False, pre_ping=False), backend).run(until_empty=until_empty)
+
+
+def make_worker(factory, backend: str):  # type: ignore[no-untyped-def]
+    """A worker configured from settings (lease, retries, storage)."""
+    import datetime as dt
+
+    from shelfwatch.services import worker as worker_module
+
     s = settings()
-    Worker(database(ensure=False), s.resolved_storage_dir, backend, s.max_attempts).run(
-        until_empty=until_empty
+    return worker_module.Worker(
+        factory,
+        s.resolved_storage_dir,
+        backend,
+        s.max_attempts,
+        lease=dt.timedelta(seconds=s.lease_seconds),
+        backoff_s=s.retry_backoff_s,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from shelfwatch.core.errors import BadInputError
 # Pillow's own bomb guard fires at ~89 MP; shelf photos never need more than this.
 MAX_PIXELS = 80_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"}
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -25,7 +27,13 @@ def load_image(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise BadInputError(str(path), "empty file")
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # Pillow warns (rather than fails) between 1x and 2x its pixel limit.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            if img.format not in SUPPORTED_FORMATS:
+                raise BadInputError(str(path), f"unsupported image format {img.format}")
             if img.width * img.height > MAX_PIXELS:
                 raise BadInputError(str(path), f"image too large ({img.width}x{img.height})")
             img = ImageOps.exif_transpose(img)
@@ -35,7 +43,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise
     except UnidentifiedImageError:
         raise BadInputError(str(path), "not an image (unrecognised format)") from None
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadInputError(str(path), "image too large (decompression bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(str(path), f"unreadable image ({exc})") from None

@@ -127,6 +127,17 @@ class Products:
     def widths(self) -> np.ndarray:
         return (self.xyxy[:, 2] - self.xyxy[:, 0]).astype(np.float32)
 
+    def box_mask(self, i: int) -> np.ndarray:
+        """Mask of product ``i`` exactly the size of its box."""
+        x1, y1, x2, y2 = (int(v) for v in self.xyxy[i])
+        out = np.zeros((max(0, y2 - y1), max(0, x2 - x1)), dtype=bool)
+        if self.masks is None:
+            out[:] = True
+        else:
+            crop = self.masks[i][: out.shape[0], : out.shape[1]]
+            out[: crop.shape[0], : crop.shape[1]] = crop
+        return out
+
     def full_mask(self, i: int, height: int, width: int) -> np.ndarray:
         """Mask of product ``i`` at image resolution (the box itself for box-only backends)."""
         out = np.zeros((height, width), dtype=bool)

@@ -11,51 +11,59 @@ from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.db import models
 
 
-def scene_rows(photo_id: int, scene: ShelfScene) -> list[object]:
-    """ORM rows for one analysed photo (shelves, product instances, gaps)."""
-    rows: list[object] = [
-        models.PhotoShelf(
-            photo_id=photo_id, shelf=s.index, y1=s.y1, y2=s.y2, x1=s.x1, x2=s.x2, edge_y=s.edge_y
-        )
-        for s in scene.shelves
-    ]
+def scene_rows(photo_id: int, scene: ShelfScene) -> dict[type, list[dict[str, object]]]:
+    """Row values per table for one analysed photo (for executemany inserts)."""
     p = scene.products
+    products = []
     for i in range(len(p)):
         x1, y1, x2, y2 = (int(v) for v in p.xyxy[i])
-        rle = None
-        if p.masks is not None:
-            rle = rle_to_text(encode_rle(p.full_mask(i, scene.height, scene.width)))
-        rows.append(
-            models.ProductInstance(
-                photo_id=photo_id,
-                shelf=int(p.shelf[i]),
-                x1=x1,
-                y1=y1,
-                x2=x2,
-                y2=y2,
-                mask_rle=rle,
-                score=float(p.scores[i]),
-                sku=p.sku[i],
-                sku_score=float(p.sku_score[i]),
-                backend=scene.backend,
-            )
+        # RLE of the mask inside its box (COCO RLE of the crop): encoding a full-image mask
+        # per product cost more than the analysis itself on dense shelves.
+        rle = rle_to_text(encode_rle(p.box_mask(i))) if p.masks is not None else None
+        products.append(
+            {
+                "photo_id": photo_id,
+                "shelf": int(p.shelf[i]),
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "mask_rle": rle,
+                "score": float(p.scores[i]),
+                "sku": p.sku[i],
+                "sku_score": float(p.sku_score[i]),
+                "backend": scene.backend,
+            }
         )
-    for g in scene.gaps:
-        x1, y1, x2, y2 = g.bbox
-        rows.append(
-            models.Gap(
-                photo_id=photo_id,
-                shelf=g.shelf,
-                x1=x1,
-                y1=y1,
-                x2=x2,
-                y2=y2,
-                width_px=g.width_px,
-                width_cm=g.width_cm,
-                missing_facings=g.missing_facings,
-            )
-        )
-    return rows
+    return {
+        models.PhotoShelf: [
+            {
+                "photo_id": photo_id,
+                "shelf": s.index,
+                "y1": s.y1,
+                "y2": s.y2,
+                "x1": s.x1,
+                "x2": s.x2,
+                "edge_y": s.edge_y,
+            }
+            for s in scene.shelves
+        ],
+        models.ProductInstance: products,
+        models.Gap: [
+            {
+                "photo_id": photo_id,
+                "shelf": g.shelf,
+                "x1": g.bbox[0],
+                "y1": g.bbox[1],
+                "x2": g.bbox[2],
+                "y2": g.bbox[3],
+                "width_px": g.width_px,
+                "width_cm": g.width_cm,
+                "missing_facings": g.missing_facings,
+            }
+            for g in scene.gaps
+        ],
+    }
 
 
 def load_scene(session: Session, photo: models.Photo, with_masks: bool = True) -> ShelfScene:
@@ -77,8 +85,7 @@ def load_scene(session: Session, photo: models.Photo, with_masks: bool = True) -
     if with_masks and items and all(i.mask_rle for i in items):
         masks = []
         for i in items:
-            full = decode_rle(rle_from_text(i.mask_rle or ""))
-            masks.append(full[i.y1 : i.y2, i.x1 : i.x2])
+            masks.append(decode_rle(rle_from_text(i.mask_rle or "")))
     products = Products(
         xyxy=np.array([[i.x1, i.y1, i.x2, i.y2] for i in items]).reshape(-1, 4),
         scores=np.array([i.score for i in items]),

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pre_ping: bool = True) -> Engine:
     """An engine for ``url`` with the settings ShelfWatch relies on."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -24,16 +24,18 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Pre-ping costs a round trip per transaction; the worker turns it off because a dropped
+    # connection surfaces as an error that invalidates the pool, and its loop retries.
+    return create_engine(url, pool_pre_ping=pre_ping)
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    return make_engine(url)
+def engine_for(url: str, pre_ping: bool = True) -> Engine:
+    return make_engine(url, pre_ping)
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+def session_factory(url: str, pre_ping: bool = True) -> sessionmaker[Session]:
+    return sessionmaker(engine_for(url, pre_ping), expire_on_commit=False)
 
 
 @contextmanager

@@ -164,7 +164,11 @@ class PhotoShelf(Base):
 
 
 class ProductInstance(Base):
-    """One product facing seen in a photo, with its mask as COCO RLE."""
+    """One product facing seen in a photo.
+
+    ``mask_rle`` is the COCO RLE (JSON: size, counts) of the mask inside the box: its size is
+    the box's (height, width) and its origin the box's top-left corner.
+    """
 
     __tablename__ = "product_instances"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,3 +136,73 @@ def ingest_paths(
             continue
         (report.added if status == "added" else report.duplicates).append(str(path))
     return report
+
+
+PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download")
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime: float
+    since: float
+    done: bool = False
+
+
+def watch(
+    factory: sessionmaker[Session],
+    root: Path,
+    storage_dir: Path,
+    interval_s: float = 2.0,
+    settle_s: float = 2.0,
+    stop: Callable[[], bool] | None = None,
+    report: Callable[[str, str], None] | None = None,
+) -> IngestReport:
+    """Ingest photos dropped under ``root/<store>/<fixture>/`` as they arrive.
+
+    A file is read only once its size and modification time have not changed for
+    ``settle_s`` seconds (uploads in progress are left alone), and names that upload tools
+    use for partial files (``*.part``, ``*.tmp``, dot-files) are skipped. Each file is
+    ingested once; the same bytes under another name are a duplicate, as with ``ingest``.
+    """
+    seen: dict[Path, _Seen] = {}
+    total = IngestReport()
+    say = report or (lambda _status, _msg: None)
+    while stop is None or not stop():
+        now = time.monotonic()
+        for path in sorted(root.glob("*/*/*")):
+            if (
+                not path.is_file()
+                or path.name.startswith(".")
+                or path.name.lower().endswith(PARTIAL_SUFFIXES)
+            ):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entry = seen.get(path)
+            if entry is None or (entry.size, entry.mtime) != (st.st_size, st.st_mtime):
+                seen[path] = _Seen(st.st_size, st.st_mtime, now)
+                continue
+            if entry.done or now - entry.since < settle_s:
+                continue
+            entry.done = True
+            store, fixture = path.parent.parent.name, path.parent.name
+            try:
+                with factory.begin() as session:
+                    status, _ = ingest_one(session, path, store, fixture, storage_dir)
+            except BadInputError as exc:
+                total.rejected.append((str(path), exc.reason))
+                say("rejected", f"{path}: {exc.reason}")
+                continue
+            except ShelfWatchError as exc:
+                total.rejected.append((str(path), str(exc)))
+                say("rejected", f"{path}: {exc}")
+                continue
+            (total.added if status == "added" else total.duplicates).append(str(path))
+            say(status, str(path))
+        if stop is not None and stop():
+            break
+        time.sleep(interval_s)
+    return total

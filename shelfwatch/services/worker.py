@@ -1,9 +1,10 @@
 """The processing queue in SQL: claim a photo under a lease, analyse it, store all at once.
 
 Claiming uses ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL; a no-op on SQLite, where
-one worker process is the supported limit). Results and the status change commit in one
-transaction, and only while this worker still holds the lease, so a photo is never stored
-half-written or twice.
+one worker process is the supported limit). The lease is renewed while a photo is being
+analysed; a photo whose worker died is taken over when its lease expires. Results and the
+status change commit in one transaction, and only while this worker still holds the lease,
+so a photo is never stored half-written or twice.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select, update
+import cv2
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shelfwatch.core.imageio import load_image
@@ -31,8 +34,11 @@ from shelfwatch.services.timeutil import as_utc
 from shelfwatch.vision.registry import get_segmenter
 
 log = logging.getLogger(__name__)
-LEASE = dt.timedelta(minutes=5)
+WORKER_THREADS = int(os.environ.get("SHELFWATCH_WORKER_THREADS", "1"))
+LEASE = dt.timedelta(minutes=5)  # renewed every third of itself while a photo is worked on
 BACKOFF_BASE_S = 30.0
+LOG_EVERY_S = 30.0
+DB_ERRORS = (OperationalError, DBAPIError)
 
 
 def worker_id() -> str:
@@ -43,25 +49,74 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def claim_next(factory: sessionmaker[Session], me: str) -> int | None:
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(
+        Photo.status == PhotoStatus.queued.value,
+        (Photo.status == PhotoStatus.failed.value) & (Photo.next_attempt_at <= now),
+        (Photo.status == PhotoStatus.processing.value) & (Photo.lease_expires_at < now),
+    )
+
+
+def claim_next(factory: sessionmaker[Session], me: str, lease: dt.timedelta = LEASE) -> int | None:
     """Take the next due photo (queued, retry due, or lease expired) and lease it to ``me``."""
     now = _now()
     with factory.begin() as session:
-        due = or_(
-            Photo.status == PhotoStatus.queued.value,
-            (Photo.status == PhotoStatus.failed.value) & (Photo.next_attempt_at <= now),
-            (Photo.status == PhotoStatus.processing.value) & (Photo.lease_expires_at < now),
-        )
         photo = session.scalar(
-            select(Photo).where(due).order_by(Photo.id).limit(1).with_for_update(skip_locked=True)
+            select(Photo)
+            .where(_due(now))
+            .order_by(Photo.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
         if photo is None:
             return None
         photo.status = PhotoStatus.processing.value
         photo.locked_by = me
-        photo.lease_expires_at = now + LEASE
+        photo.lease_expires_at = now + lease
         photo.attempts += 1
         return photo.id
+
+
+def outstanding(factory: sessionmaker[Session]) -> int:
+    """Photos that still need work: queued, being processed, or failed awaiting a retry."""
+    pending = [PhotoStatus.queued.value, PhotoStatus.processing.value, PhotoStatus.failed.value]
+    with factory() as session:
+        return session.scalar(select(func.count()).where(Photo.status.in_(pending))) or 0
+
+
+class LeaseKeeper:
+    """Renews this worker's lease on a photo while it is being analysed."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], photo_id: int, me: str, lease: dt.timedelta
+    ) -> None:
+        self.factory, self.photo_id, self.me, self.lease = factory, photo_id, me, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease.total_seconds() / 3):
+            try:
+                with self.factory.begin() as session:
+                    session.execute(
+                        update(Photo)
+                        .where(
+                            Photo.id == self.photo_id,
+                            Photo.locked_by == self.me,
+                            Photo.status == PhotoStatus.processing.value,
+                        )
+                        .values(lease_expires_at=_now() + self.lease)
+                    )
+            except DB_ERRORS as exc:  # the final commit decides; keep trying
+                log.warning("lease renewal for photo %s failed: %s", self.photo_id, exc)
 
 
 @dataclass
@@ -73,6 +128,17 @@ class Worker:
     backend: str = "opencv"
     max_attempts: int = 3
     me: str = field(default_factory=worker_id)
+    lease: dt.timedelta = LEASE
+    backoff_s: float = BACKOFF_BASE_S
+    stats: dict[str, float] = field(
+        default_factory=lambda: {
+            "claim_s": 0.0,
+            "analyse_s": 0.0,
+            "encode_s": 0.0,
+            "store_s": 0.0,
+            "photos": 0,
+        }
+    )
     _signatures: tuple[int, list] | None = None
 
     def signatures(self, session: Session) -> list:
@@ -82,57 +148,83 @@ class Worker:
             self._signatures = (key, load_signatures(self.storage_dir, items))
         return self._signatures[1]
 
+    def _context(self, session: Session, photo: Photo) -> FixtureContext:
+        fixture, store = photo.fixture, photo.store
+        plan = planogram_in_force(session, store, fixture.code, as_utc(photo.captured_at).date())
+        items = catalog_items(session)
+        return FixtureContext(
+            width_cm=fixture.width_cm,
+            planogram=planogram_rows(plan) if plan else [],
+            catalog={i.sku: i for i in items},
+            signatures=self.signatures(session),
+            catalog_dir=self.storage_dir,
+        )
+
     def process(self, photo_id: int) -> bool:
-        """Analyse one claimed photo; True when stored, False when it failed."""
+        """Analyse one claimed photo; True when stored, False when it failed.
+
+        Database errors propagate (the photo is not at fault; its lease will expire).
+        """
         segmenter = get_segmenter(self.backend)
-        try:
+        # A worker process is the unit of parallelism: OpenCV's own threads would only fight
+        # the other processes for the same cores.
+        cv2.setNumThreads(WORKER_THREADS)
+        with LeaseKeeper(self.factory, photo_id, self.me, self.lease):
             with self.factory() as session:
                 photo = session.get(Photo, photo_id)
-                assert photo is not None
-                fixture, store = photo.fixture, photo.store
-                plan = planogram_in_force(
-                    session, store, fixture.code, as_utc(photo.captured_at).date()
-                )
-                items = catalog_items(session)
-                context = FixtureContext(
-                    width_cm=fixture.width_cm,
-                    planogram=planogram_rows(plan) if plan else [],
-                    catalog={i.sku: i for i in items},
-                    signatures=self.signatures(session),
-                    catalog_dir=self.storage_dir,
-                )
+                if photo is None:
+                    return False
+                context = self._context(session, photo)
                 path = self.storage_dir / photo.storage_path
-            image = load_image(path)
-            scene = analyze(image, segmenter, context)
-        except Exception as exc:  # noqa: BLE001 - any failure is recorded on the photo
-            self._fail(photo_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-            return False
+            started = time.perf_counter()
+            try:
+                scene = analyze(load_image(path), segmenter, context)
+            except Exception as exc:  # noqa: BLE001 - any failure is recorded on the photo
+                self._fail(photo_id, f"{type(exc).__name__}: {exc}")
+                return False
+            self.stats["analyse_s"] += time.perf_counter() - started
+        started = time.perf_counter()
+        rows = scene_rows(photo_id, scene)  # encode masks before taking any row lock
+        self.stats["encode_s"] += time.perf_counter() - started
+        started = time.perf_counter()
         with self.factory.begin() as session:
-            held = session.scalar(
-                select(Photo)
+            # Core statements, not ORM objects: this transaction is the queue's hot path.
+            held = session.execute(
+                select(Photo.processed_at)
                 .where(
                     Photo.id == photo_id,
                     Photo.locked_by == self.me,
                     Photo.status == PhotoStatus.processing.value,
                 )
                 .with_for_update()
-            )
+            ).first()
             if held is None:
                 log.warning("lease on photo %s lost; result discarded", photo_id)
                 return False
-            for table in (models.ProductInstance, models.Gap, models.PhotoShelf):
-                session.execute(delete(table).where(table.photo_id == photo_id))
-            session.add_all(scene_rows(photo_id, scene))
-            held.status = PhotoStatus.done.value
-            held.processed_at = _now()
-            held.backend = scene.backend
-            held.quality = scene.quality
-            held.last_error = None
-            held.locked_by = None
-            held.lease_expires_at = None
+            if held.processed_at is not None:  # reprocessing: replace the earlier results
+                for table in (models.ProductInstance, models.Gap, models.PhotoShelf):
+                    session.execute(delete(table).where(table.photo_id == photo_id))
+            for table, values in rows.items():
+                if values:
+                    session.execute(insert(table), values)
+            session.execute(
+                update(Photo)
+                .where(Photo.id == photo_id)
+                .values(
+                    status=PhotoStatus.done.value,
+                    processed_at=_now(),
+                    backend=scene.backend,
+                    quality=scene.quality,
+                    last_error=None,
+                    locked_by=None,
+                    lease_expires_at=None,
+                )
+            )
+        self.stats["store_s"] += time.perf_counter() - started
+        self.stats["photos"] += 1
         return True
 
-    def _fail(self, photo_id: int, message: str, detail: str) -> None:
+    def _fail(self, photo_id: int, message: str) -> None:
         log.error("photo %s failed: %s", photo_id, message)
         with self.factory.begin() as session:
             photo = session.get(Photo, photo_id)
@@ -146,34 +238,52 @@ class Worker:
             else:
                 photo.status = PhotoStatus.failed.value
                 photo.next_attempt_at = _now() + dt.timedelta(
-                    seconds=BACKOFF_BASE_S * 2 ** (photo.attempts - 1)
+                    seconds=self.backoff_s * 2 ** (photo.attempts - 1)
                 )
 
     def run(
         self,
         until_empty: bool = True,
-        poll_s: float = 2.0,
+        poll_s: float = 1.0,
         progress: bool = False,
         limit: int | None = None,
     ) -> dict[str, int]:
-        """Process photos until the queue is empty (or forever, polling)."""
+        """Process photos; with ``until_empty``, stop once nothing is left to do anywhere.
+
+        Photos leased by other workers count as left to do: if such a worker dies, its
+        lease expires and this one takes the photo over. Database outages are waited out.
+        """
         from tqdm import tqdm
 
         done = failed = 0
         bar = tqdm(desc="processing", unit="photo", disable=not progress)
-        started = time.monotonic()
+        started = last_log = time.monotonic()
+        db_wait = 1.0
         while limit is None or done + failed < limit:
-            photo_id = claim_next(self.factory, self.me)
-            if photo_id is None:
-                if until_empty:
-                    break
-                time.sleep(poll_s)
+            try:
+                started = time.perf_counter()
+                photo_id = claim_next(self.factory, self.me, self.lease)
+                self.stats["claim_s"] += time.perf_counter() - started
+                if photo_id is None:
+                    if until_empty and outstanding(self.factory) == 0:
+                        break
+                    time.sleep(poll_s)
+                    continue
+                ok = self.process(photo_id)
+                db_wait = 1.0
+            except DB_ERRORS as exc:
+                log.warning(
+                    "database unavailable (%s); retrying in %.0fs", type(exc).__name__, db_wait
+                )
+                time.sleep(db_wait)
+                db_wait = min(30.0, db_wait * 2)
                 continue
-            if self.process(photo_id):
-                done += 1
-            else:
-                failed += 1
+            done, failed = done + ok, failed + (not ok)
             bar.update(1)
+            if time.monotonic() - last_log >= LOG_EVERY_S:
+                last_log = time.monotonic()
+                rate = done / (last_log - started)
+                log.info("worker %s: %d done, %.2f photos/s", self.me, done, rate)
         bar.close()
         elapsed = time.monotonic() - started
         log.info("worker %s: %d done, %d failed in %.1fs", self.me, done, failed, elapsed)

@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL server from Debian's binaries, on loopback, in a temp data dir."""
+"""A throwaway PostgreSQL server from Debian's binaries, on loopback, in a temp data dir.
+
+Used by the test suite and by `shelfwatch bench worker`; never for production data.
+"""
 
 from __future__ import annotations
 
