@@ -8,6 +8,9 @@ import cv2
 import numpy as np
 from scipy.signal import find_peaks
 
+# A single thin line is a shelf edge only when it crosses this much of the width.
+THIN_LINE_MIN = 0.8
+
 
 @dataclass(frozen=True)
 class ShelfEdge:
@@ -108,15 +111,12 @@ def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge
         # The rows around the peaks where the profile stays above half the peak: a strip seen
         # in perspective is a plateau with one prominent peak, still a thick strip.
         ext_top, ext_bottom = cl[0], cl[-1]
-        while ext_top > 0 and frac[ext_top - 1] >= 0.5 * strength:
+        reach = int(0.03 * h)  # a strip's plateau, not the busy rows of a whole shelf
+        while ext_top > max(0, cl[0] - reach) and frac[ext_top - 1] >= 0.5 * strength:
             ext_top -= 1
-        while ext_bottom < h - 1 and frac[ext_bottom + 1] >= 0.5 * strength:
+        while ext_bottom < min(h - 1, cl[-1] + reach) and frac[ext_bottom + 1] >= 0.5 * strength:
             ext_bottom += 1
-        if len(cl) > 1:
-            y_top, y_bottom = cl[0] - 1, cl[-1] + 1
-        else:  # undo the drift allowance that widened the plateau
-            y_top = min(cl[0], ext_top + slack)
-            y_bottom = max(cl[0], ext_bottom - slack)
+        y_top, y_bottom = cl[0] - 1, cl[-1] + 1
         band = horiz[y_top : y_bottom + 1].max(axis=0)
         cols = np.nonzero(band)[0]
         x1, x2 = (
@@ -130,10 +130,11 @@ def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge
         else:  # one peak: thick only if the whole plateau is high (a strip seen tilted)
             plateau = float(frac[ext_top : ext_bottom + 1].mean())
             thick = ext_bottom - ext_top >= min_thickness and plateau >= 0.65
-        if not thick and strength < 0.85:
+        if not thick and strength < THIN_LINE_MIN:
             continue
-        if thick and y_bottom - y_top >= 4:
+        if thick and y_bottom - y_top >= 4 and strength < 0.9:
             # A price rail is one material across the fixture; a row of label bands is not.
+            # (A line crossing nearly the whole width is a rail even when tags cover it.)
             uniform = strip_uniformity(gray[y_top + 1 : y_bottom, x1 : x2 + 1])
             if uniform < 0.4:
                 continue
