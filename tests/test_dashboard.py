@@ -45,3 +45,11 @@ def test_overview_and_photo(demo_home: Path) -> None:
     at.toggle[0].set_value(False).run()
     assert not at.exception
     assert len(at.toggle) == 4
+
+
+def test_upload_page_shows_queue_status(demo_home: Path, rendered: Path) -> None:
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "2_Upload.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert [m.label for m in at.metric][:2] == ["queued", "processing"]
+    assert at.selectbox[0].options == ["S001", "S002"]
