@@ -32,8 +32,24 @@ def analyze(
     image: np.ndarray, segmenter: Segmenter, context: FixtureContext | None = None
 ) -> ShelfScene:
     """Segment a photo, label SKUs and size the gaps."""
-    context = context or FixtureContext()
-    scene = segmenter.segment(image)
+    return analyze_batch([image], segmenter, [context or FixtureContext()])[0]
+
+
+def analyze_batch(
+    images: list[np.ndarray], segmenter: Segmenter, contexts: list[FixtureContext]
+) -> list[ShelfScene]:
+    """``analyze`` for several photos; backends that batch run their model once for all."""
+    batch = getattr(segmenter, "segment_batch", None)
+    scenes = batch(images) if batch is not None else [segmenter.segment(i) for i in images]
+    return [
+        _finish(image, scene, segmenter, context)
+        for image, scene, context in zip(images, scenes, contexts, strict=True)
+    ]
+
+
+def _finish(
+    image: np.ndarray, scene: ShelfScene, segmenter: Segmenter, context: FixtureContext
+) -> ShelfScene:
     identify = getattr(segmenter, "identify", None)
     if identify is not None and context.catalog:
         # Model backends label SKUs by text prompts or example images of the catalog.

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     lease_seconds: float = 300.0  # a dead worker's photo is taken over after this
     retry_backoff_s: float = 30.0  # first retry delay; doubles per attempt
+    batch_size: int = 1  # photos per model pass in the worker (4-8 for model backends)
     dashboard_port: int = 8501
 
     @property

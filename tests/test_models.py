@@ -96,7 +96,7 @@ def test_mask2former_postprocess_matches_full_upsampling(
 ) -> None:
     seg = InstanceSegmenter.from_pretrained("mask2former", str(mask2former_dir), offline=True)
     seg.threshold = 0.0
-    inputs = seg.inputs(photo)
+    inputs = seg.inputs([photo])
     outputs = seg.forward(inputs)
     products = seg.postprocess(outputs, inputs, *photo.shape[:2])
     assert len(products) > 0
@@ -178,3 +178,21 @@ def test_unknown_backend(cli: CliRunner, rendered: Path) -> None:
     image = sorted((rendered / "images").iterdir())[0]
     result = cli.invoke(app, ["analyze", str(image), "--backend", "nope"])
     assert result.exit_code == 1 and "unknown backend 'nope'" in result.stderr
+
+
+def test_batches_equal_single_photos(
+    clipseg_dir: Path, mask2former_dir: Path, rendered: Path
+) -> None:
+    photos = [load_image(p) for p in sorted((rendered / "images").iterdir())[:3]]
+    referrer = ClipSegReferrer.from_pretrained(str(clipseg_dir), offline=True)
+    prompts = ["cans", "empty shelf"]
+    batch = referrer.logits_batch(photos, prompts)
+    for photo, logits in zip(photos, batch, strict=True):
+        assert torch.allclose(logits, referrer.standard_logits(photo, prompts), atol=1e-4)
+    seg = InstanceSegmenter.from_pretrained("mask2former", str(mask2former_dir), offline=True)
+    seg.threshold = 0.0
+    same_size = [p for p in photos if p.shape == photos[0].shape]
+    together = seg.predict_batch(same_size)
+    for photo, products in zip(same_size, together, strict=True):
+        alone = seg.predict(photo)
+        assert np.array_equal(alone.xyxy, products.xyxy)

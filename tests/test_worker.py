@@ -115,3 +115,18 @@ def test_two_processes_on_postgres_process_each_photo_once(
         ).all()
     assert len(per_photo) == 8
     assert len(workers) == 2
+
+
+def test_batches_store_each_photo_and_isolate_a_bad_one(rendered: Path, tmp_path: Path) -> None:
+    url, storage = f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "photos"
+    _setup(url, rendered, storage, 5)
+    factory = session_factory(url)
+    with factory() as s:
+        bad = s.scalars(select(Photo).order_by(Photo.id)).all()[2]
+        (storage / bad.storage_path).write_bytes(b"corrupted on disk")
+    w = Worker(factory, storage, max_attempts=1, batch_size=4)
+    assert w.run(until_empty=True) == {"done": 4, "failed": 1}
+    with factory() as s:
+        assert s.get(Photo, bad.id).status == PhotoStatus.quarantined.value
+        done = s.scalars(select(Photo).where(Photo.status == "done")).all()
+        assert len(done) == 4 and all(p.attempts == 1 for p in done)

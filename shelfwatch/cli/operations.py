@@ -119,6 +119,7 @@ def make_worker(factory, backend: str):  # type: ignore[no-untyped-def]
         s.max_attempts,
         lease=dt.timedelta(seconds=s.lease_seconds),
         backoff_s=s.retry_backoff_s,
+        batch_size=max(1, s.batch_size),
     )
 
 

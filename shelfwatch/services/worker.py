@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shelfwatch.core.imageio import load_image
+from shelfwatch.core.scene import ShelfScene
 from shelfwatch.db import models
 from shelfwatch.db.convert import scene_rows
 from shelfwatch.db.models import Photo, PhotoStatus
-from shelfwatch.pipeline import FixtureContext, analyze
+from shelfwatch.pipeline import FixtureContext, analyze_batch
 from shelfwatch.planogram.sku import load_signatures
 from shelfwatch.services.catalog import catalog_items, planogram_in_force, planogram_rows
 from shelfwatch.services.timeutil import as_utc
@@ -59,22 +61,29 @@ def _due(now: dt.datetime) -> ColumnElement[bool]:
 
 def claim_next(factory: sessionmaker[Session], me: str, lease: dt.timedelta = LEASE) -> int | None:
     """Take the next due photo (queued, retry due, or lease expired) and lease it to ``me``."""
+    claimed = claim_batch(factory, me, 1, lease)
+    return claimed[0] if claimed else None
+
+
+def claim_batch(
+    factory: sessionmaker[Session], me: str, size: int, lease: dt.timedelta = LEASE
+) -> list[int]:
+    """Take up to ``size`` due photos, oldest first, and lease them to ``me``."""
     now = _now()
     with factory.begin() as session:
-        photo = session.scalar(
+        photos = session.scalars(
             select(Photo)
             .where(_due(now))
             .order_by(Photo.id)
-            .limit(1)
+            .limit(size)
             .with_for_update(skip_locked=True)
-        )
-        if photo is None:
-            return None
-        photo.status = PhotoStatus.processing.value
-        photo.locked_by = me
-        photo.lease_expires_at = now + lease
-        photo.attempts += 1
-        return photo.id
+        ).all()
+        for photo in photos:
+            photo.status = PhotoStatus.processing.value
+            photo.locked_by = me
+            photo.lease_expires_at = now + lease
+            photo.attempts += 1
+        return [p.id for p in photos]
 
 
 def outstanding(factory: sessionmaker[Session]) -> int:
@@ -88,9 +97,9 @@ class LeaseKeeper:
     """Renews this worker's lease on a photo while it is being analysed."""
 
     def __init__(
-        self, factory: sessionmaker[Session], photo_id: int, me: str, lease: dt.timedelta
+        self, factory: sessionmaker[Session], photo_ids: list[int], me: str, lease: dt.timedelta
     ) -> None:
-        self.factory, self.photo_id, self.me, self.lease = factory, photo_id, me, lease
+        self.factory, self.photo_ids, self.me, self.lease = factory, photo_ids, me, lease
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -109,14 +118,14 @@ class LeaseKeeper:
                     session.execute(
                         update(Photo)
                         .where(
-                            Photo.id == self.photo_id,
+                            Photo.id.in_(self.photo_ids),
                             Photo.locked_by == self.me,
                             Photo.status == PhotoStatus.processing.value,
                         )
                         .values(lease_expires_at=_now() + self.lease)
                     )
             except DB_ERRORS as exc:  # the final commit decides; keep trying
-                log.warning("lease renewal for photo %s failed: %s", self.photo_id, exc)
+                log.warning("lease renewal for photos %s failed: %s", self.photo_ids, exc)
 
 
 @dataclass
@@ -130,6 +139,7 @@ class Worker:
     me: str = field(default_factory=worker_id)
     lease: dt.timedelta = LEASE
     backoff_s: float = BACKOFF_BASE_S
+    batch_size: int = 1
     stats: dict[str, float] = field(
         default_factory=lambda: {
             "claim_s": 0.0,
@@ -165,24 +175,46 @@ class Worker:
 
         Database errors propagate (the photo is not at fault; its lease will expire).
         """
+        return self.process_batch([photo_id]) == 1
+
+    def process_batch(self, photo_ids: list[int]) -> int:
+        """Analyse claimed photos together (one model pass where the backend batches).
+
+        Returns how many were stored. A photo that cannot be read fails alone; if the
+        batch as a whole fails, each photo is tried on its own so one bad photo is found.
+        """
         segmenter = get_segmenter(self.backend)
         # A worker process is the unit of parallelism: OpenCV's own threads would only fight
         # the other processes for the same cores.
         cv2.setNumThreads(WORKER_THREADS)
-        with LeaseKeeper(self.factory, photo_id, self.me, self.lease):
-            with self.factory() as session:
-                photo = session.get(Photo, photo_id)
-                if photo is None:
-                    return False
-                context = self._context(session, photo)
-                path = self.storage_dir / photo.storage_path
+        with LeaseKeeper(self.factory, photo_ids, self.me, self.lease):
+            ready: list[tuple[int, np.ndarray, FixtureContext]] = []
+            for photo_id in photo_ids:
+                with self.factory() as session:
+                    photo = session.get(Photo, photo_id)
+                    if photo is None:
+                        continue
+                    context = self._context(session, photo)
+                    path = self.storage_dir / photo.storage_path
+                try:
+                    ready.append((photo_id, load_image(path), context))
+                except Exception as exc:  # noqa: BLE001 - recorded on the photo
+                    self._fail(photo_id, f"{type(exc).__name__}: {exc}")
+            if not ready:
+                return 0
             started = time.perf_counter()
             try:
-                scene = analyze(load_image(path), segmenter, context)
-            except Exception as exc:  # noqa: BLE001 - any failure is recorded on the photo
-                self._fail(photo_id, f"{type(exc).__name__}: {exc}")
-                return False
+                scenes = analyze_batch([r[1] for r in ready], segmenter, [r[2] for r in ready])
+            except Exception as exc:  # noqa: BLE001 - isolate the photo at fault
+                if len(ready) > 1:
+                    return sum(self.process_batch([r[0]]) for r in ready)
+                self._fail(ready[0][0], f"{type(exc).__name__}: {exc}")
+                return 0
             self.stats["analyse_s"] += time.perf_counter() - started
+        return sum(self._store(r[0], scene) for r, scene in zip(ready, scenes, strict=True))
+
+    def _store(self, photo_id: int, scene: ShelfScene) -> bool:
+        """Write a photo's results and mark it done, if this worker still holds its lease."""
         started = time.perf_counter()
         rows = scene_rows(photo_id, scene)  # encode masks before taking any row lock
         self.stats["encode_s"] += time.perf_counter() - started
@@ -262,14 +294,19 @@ class Worker:
         while limit is None or done + failed < limit:
             try:
                 started = time.perf_counter()
-                photo_id = claim_next(self.factory, self.me, self.lease)
+                size = (
+                    self.batch_size
+                    if limit is None
+                    else min(self.batch_size, limit - done - failed)
+                )
+                photo_ids = claim_batch(self.factory, self.me, size, self.lease)
                 self.stats["claim_s"] += time.perf_counter() - started
-                if photo_id is None:
+                if not photo_ids:
                     if until_empty and outstanding(self.factory) == 0:
                         break
                     time.sleep(poll_s)
                     continue
-                ok = self.process(photo_id)
+                stored = self.process_batch(photo_ids)
                 db_wait = 1.0
             except DB_ERRORS as exc:
                 log.warning(
@@ -278,8 +315,8 @@ class Worker:
                 time.sleep(db_wait)
                 db_wait = min(30.0, db_wait * 2)
                 continue
-            done, failed = done + ok, failed + (not ok)
-            bar.update(1)
+            done, failed = done + stored, failed + len(photo_ids) - stored
+            bar.update(len(photo_ids))
             if time.monotonic() - last_log >= LOG_EVERY_S:
                 last_log = time.monotonic()
                 rate = done / (last_log - started)

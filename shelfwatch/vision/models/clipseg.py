@@ -113,18 +113,26 @@ class ClipSegReferrer:
 
     def logits(self, image: np.ndarray, prompts: list[Prompt]) -> Any:
         """(n, h, w) logits at the model's resolution; the vision encoder runs once."""
+        return self.logits_batch([image], prompts)[0]
+
+    def logits_batch(self, images: list[np.ndarray], prompts: list[Prompt]) -> Any:
+        """(photos, prompts, h, w) logits: one encoder pass for the batch of photos."""
         torch = self.torch
         for p in prompts:
             check_prompt(p)
         cond = self.embeddings(prompts)
+        b, n = len(images), len(prompts)
         with torch.inference_mode():
-            pix = self._pixels(image)
+            pix = torch.cat([self._pixels(image) for image in images])
             vision = self.model.clip.vision_model(pixel_values=pix, output_hidden_states=True)
             acts = [vision.hidden_states[i + 1] for i in self.model.extract_layers]
-            # Batch 1 activations broadcast against n prompt embeddings in the decoder's FiLM.
+            if b > 1:  # each photo's activations meet each prompt once
+                acts = [a.repeat_interleave(n, dim=0) for a in acts]
+                cond = cond.repeat(b, 1)
+            # With one photo its activations broadcast against the n prompts in FiLM.
             out = self.model.decoder(acts, cond)
             logits = out.logits if hasattr(out, "logits") else out[0]
-        return logits.reshape(len(prompts), *logits.shape[-2:])
+        return logits.reshape(b, n, *logits.shape[-2:])
 
     def standard_logits(self, image: np.ndarray, prompts: list[str]) -> Any:
         """transformers' documented call (image repeated per prompt): the baseline."""
@@ -139,14 +147,22 @@ class ClipSegReferrer:
 
     def heatmaps(self, image: np.ndarray, prompts: list[Prompt]) -> np.ndarray:
         """(n, H, W) probabilities at the photo's own resolution."""
+        return self.heatmaps_batch([image], prompts)[0]
+
+    def heatmaps_batch(self, images: list[np.ndarray], prompts: list[Prompt]) -> list[np.ndarray]:
         torch = self.torch
-        logits = self.logits(image, prompts)
-        h, w = image.shape[:2]
+        logits = self.logits_batch(images, prompts)
+        out = []
         with torch.inference_mode():
-            up = torch.nn.functional.interpolate(
-                logits[:, None].float(), size=(h, w), mode="bilinear", align_corners=False
-            )
-            return torch.sigmoid(up[:, 0]).cpu().numpy()
+            for image, photo_logits in zip(images, logits, strict=True):
+                up = torch.nn.functional.interpolate(
+                    photo_logits[:, None].float(),
+                    size=image.shape[:2],
+                    mode="bilinear",
+                    align_corners=False,
+                )
+                out.append(torch.sigmoid(up[:, 0]).cpu().numpy())
+        return out
 
 
 class ClipSegSegmenter:
@@ -167,10 +183,14 @@ class ClipSegSegmenter:
         self.threshold = threshold
 
     def segment(self, image: np.ndarray) -> ShelfScene:
-        product_map, gap_map = self.referrer.heatmaps(image, [self.product_prompt, self.gap_prompt])
-        return scene_from_maps(
-            image, heatmap_to_instances(product_map, self.threshold), gap_map, self.name
-        )
+        return self.segment_batch([image])[0]
+
+    def segment_batch(self, images: list[np.ndarray]) -> list[ShelfScene]:
+        maps = self.referrer.heatmaps_batch(images, [self.product_prompt, self.gap_prompt])
+        return [
+            scene_from_maps(image, heatmap_to_instances(m[0], self.threshold), m[1], self.name)
+            for image, m in zip(images, maps, strict=True)
+        ]
 
 
 def scene_from_maps(

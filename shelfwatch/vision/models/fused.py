@@ -30,9 +30,15 @@ class FusedSegmenter:
         self.gap_prompt = gap_prompt
 
     def segment(self, image: np.ndarray) -> ShelfScene:
-        products = self.instances.predict(image)
-        gap_map = self.referrer.heatmaps(image, [self.gap_prompt])[0]
-        return scene_from_maps(image, products, gap_map, self.name)
+        return self.segment_batch([image])[0]
+
+    def segment_batch(self, images: list[np.ndarray]) -> list[ShelfScene]:
+        products = self.instances.predict_batch(images)
+        gap_maps = self.referrer.heatmaps_batch(images, [self.gap_prompt])
+        return [
+            scene_from_maps(image, p, g[0], self.name)
+            for image, p, g in zip(images, products, gap_maps, strict=True)
+        ]
 
     def identify(
         self, image: np.ndarray, scene: ShelfScene, catalog: list[Any], catalog_dir: Path | None

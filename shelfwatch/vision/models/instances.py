@@ -55,10 +55,13 @@ class InstanceSegmenter:
         model, processor = load_pretrained(Model, Processor, source, MODEL_TYPES[name], offline)
         return cls(name, model, processor, pick_device(device))
 
-    def inputs(self, image: np.ndarray) -> dict[str, Any]:
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    def inputs(self, images: list[np.ndarray]) -> dict[str, Any]:
+        """One padded batch for the model (photos may differ in size)."""
+        rgb = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
         if self.name == "oneformer":
-            batch = self.processor(images=rgb, task_inputs=["instance"], return_tensors="pt")
+            batch = self.processor(
+                images=rgb, task_inputs=["instance"] * len(rgb), return_tensors="pt"
+            )
         else:
             batch = self.processor(images=rgb, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items() if hasattr(v, "to")}
@@ -68,12 +71,13 @@ class InstanceSegmenter:
             return self.model(**inputs)
 
     def postprocess(
-        self, outputs: Any, inputs: dict[str, Any], height: int, width: int
+        self, outputs: Any, inputs: dict[str, Any], height: int, width: int, index: int = 0
     ) -> Products:
-        """Confident queries as cropped masks at the photo's resolution."""
+        """Confident queries of photo ``index`` of the batch as cropped masks at its resolution."""
         torch = self.torch
+        b = index
         with torch.inference_mode():
-            probs = outputs.class_queries_logits[0].softmax(-1)[:, :-1]
+            probs = outputs.class_queries_logits[b].softmax(-1)[:, :-1]
             scores, labels = probs.max(-1)
             keep = scores > self.threshold
             if self.keep_ids is not None:
@@ -81,11 +85,11 @@ class InstanceSegmenter:
             idx = torch.nonzero(keep).flatten()
             if len(idx) == 0:
                 return Products()
-            low = outputs.masks_queries_logits[0, idx].float()  # (k, h/4, w/4) of padded input
+            low = outputs.masks_queries_logits[b, idx].float()  # (k, h/4, w/4) of padded input
             pad_h, pad_w = inputs["pixel_values"].shape[-2:]
             mask = inputs.get("pixel_mask")
-            in_h = int(mask[0].any(1).sum()) if mask is not None else pad_h
-            in_w = int(mask[0].any(0).sum()) if mask is not None else pad_w
+            in_h = int(mask[b].any(1).sum()) if mask is not None else pad_h
+            in_w = int(mask[b].any(0).sum()) if mask is not None else pad_w
             # Low-res cell -> photo pixel scale (the input was resized, then padded).
             sy = height / (in_h * low.shape[1] / pad_h)
             sx = width / (in_w * low.shape[2] / pad_w)
@@ -112,10 +116,23 @@ class InstanceSegmenter:
             xyxy=np.array(boxes).reshape(-1, 4), scores=np.array(kept_scores), masks=masks
         )
 
-    def predict(self, image: np.ndarray) -> Products:
-        inputs = self.inputs(image)
+    def predict_batch(self, images: list[np.ndarray]) -> list[Products]:
+        """Instances of several photos in one forward pass."""
+        inputs = self.inputs(images)
         outputs = self.forward(inputs)
-        return self.postprocess(outputs, inputs, *image.shape[:2])
+        return [
+            self.postprocess(outputs, inputs, *image.shape[:2], index=i)
+            for i, image in enumerate(images)
+        ]
+
+    def predict(self, image: np.ndarray) -> Products:
+        return self.predict_batch([image])[0]
 
     def segment(self, image: np.ndarray) -> ShelfScene:
-        return scene_from_maps(image, self.predict(image), None, self.name)
+        return self.segment_batch([image])[0]
+
+    def segment_batch(self, images: list[np.ndarray]) -> list[ShelfScene]:
+        return [
+            scene_from_maps(image, products, None, self.name)
+            for image, products in zip(images, self.predict_batch(images), strict=True)
+        ]
