@@ -31,15 +31,18 @@ except Exception as exc:  # noqa: BLE001 - an unmigrated or unreachable database
     st.stop()
 
 if not fixtures:
-    st.info("No stores or fixtures yet: add them with `shelfwatch stores add` and "
-            "`shelfwatch fixtures add`, or run `shelfwatch demo`.")
+    st.info(
+        "No stores or fixtures yet: add them with `shelfwatch stores add` and "
+        "`shelfwatch fixtures add`, or run `shelfwatch demo`."
+    )
     st.stop()
 
 stores = sorted({s for s, _ in fixtures})
 store = st.selectbox("Store", stores)
 fixture = st.selectbox("Fixture", [f for s, f in fixtures if s == store])
-files = st.file_uploader("Photos", type=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"],
-                         accept_multiple_files=True)
+files = st.file_uploader(
+    "Photos", type=["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"], accept_multiple_files=True
+)
 if files and st.button("Ingest"):
     with tempfile.TemporaryDirectory() as tmp:
         paths, too_big = [], []
@@ -51,8 +54,7 @@ if files and st.button("Ingest"):
             path.write_bytes(f.getvalue())
             paths.append(path)
         try:
-            report = ingest_paths(factory, paths, store, fixture,
-                                  settings.resolved_storage_dir)
+            report = ingest_paths(factory, paths, store, fixture, settings.resolved_storage_dir)
         except ShelfWatchError as exc:
             st.error(str(exc))
             st.stop()
