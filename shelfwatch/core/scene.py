@@ -17,7 +17,8 @@ class Shelf:
     """One shelf level: the band of the photo from the products' tops down to the shelf edge.
 
     ``index`` counts from 1 at the top. ``y1``/``y2`` bound the band; ``edge_y`` is the shelf
-    edge (front lip) the products stand on.
+    edge (front lip) the products stand on, at the band's centre; ``edge`` its two ends, which
+    differ in height when the photo was taken at an angle.
     """
 
     index: int
@@ -26,6 +27,7 @@ class Shelf:
     x1: int = 0
     x2: int = 0
     edge_y: int | None = None
+    edge: tuple[int, int, int, int] | None = None  # the edge's ends (x1, y1, x2, y2) as seen
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ def draw_shelves(image: np.ndarray, scene: ShelfScene) -> np.ndarray:
     for s in scene.shelves:
         y = s.edge_y if s.edge_y is not None else s.y2
         x1, x2 = (s.x1, s.x2) if s.x2 > s.x1 else (0, image.shape[1])
-        cv2.line(out, (x1, y), (x2, y), (255, 200, 0), thickness)
+        ends = s.edge or (x1, y, x2, y)
+        cv2.line(out, ends[:2], ends[2:], (255, 200, 0), thickness)
         cv2.putText(
             out,
             f"shelf {s.index}",

@@ -10,7 +10,7 @@ import numpy as np
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.facings import find_facings, fixture_back_lab
 from shelfwatch.vision.quality import photo_quality
-from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges
+from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges, keystone, vanishing_point
 
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
 
@@ -38,20 +38,28 @@ def _segment(image: np.ndarray, with_products: bool) -> ShelfScene:
         else image
     )
     gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
-    tilt = estimate_tilt(gray)
     wh, ww = gray.shape
+    # Photo -> working frame: scale, then undo the perspective of a bay shot at an angle
+    # (shelf edges converge), then the remaining tilt.
+    forward = np.diag([scale, scale, 1.0])
+    vanishing = vanishing_point(gray)
+    if vanishing is not None:
+        k = keystone(vanishing, ww, wh)
+        work = cv2.warpPerspective(work, k, (ww, wh), borderMode=cv2.BORDER_REPLICATE)
+        gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
+        forward = k @ forward
+    tilt = estimate_tilt(gray)
     rot = cv2.getRotationMatrix2D((ww / 2, wh / 2), tilt, 1.0)
     if abs(tilt) > 0.3:
         work = cv2.warpAffine(
             work, rot, (ww, wh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
+        forward = np.vstack([rot, [0, 0, 1]]) @ forward
     scene = _segment_upright(work, gray, with_products)
-    # Back to the photo's own frame: undo the deskew, then the working scale.
-    back = np.vstack([cv2.invertAffineTransform(rot), [0, 0, 1]])
-    back = np.diag([1 / scale, 1 / scale, 1]) @ back
-    scene = _transform_scene(scene, back, width, height, ww, wh)
+    scene = _transform_scene(scene, np.linalg.inv(forward), width, height, ww)
     scene.quality = photo_quality(gray, tilt)
+    scene.quality["perspective_corrected"] = vanishing is not None
     scene.backend = OpenCVSegmenter.name
     if _looks_sideways(gray, len(scene.shelves)):
         scene.quality["rotated_90"] = True
@@ -107,11 +115,17 @@ def _segment_upright(work: np.ndarray, gray: np.ndarray, with_products: bool = T
     )
 
 
+def _project(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 (affine or projective) transform to (N, 2) points."""
+    pts = np.c_[points, np.ones(len(points))] @ m.T
+    return pts[:, :2] / pts[:, 2:]
+
+
 def _map_box(
     m: np.ndarray, box: tuple[int, int, int, int], w: int, h: int
 ) -> tuple[int, int, int, int]:
     x1, y1, x2, y2 = box
-    pts = np.array([[x1, y1, 1], [x2, y1, 1], [x2, y2, 1], [x1, y2, 1]], dtype=np.float64) @ m.T
+    pts = _project(m, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], dtype=np.float64))
     return (
         int(np.clip(pts[:, 0].min(), 0, w)),
         int(np.clip(pts[:, 1].min(), 0, h)),
@@ -120,10 +134,8 @@ def _map_box(
     )
 
 
-def _transform_scene(
-    scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int, wh: int
-) -> ShelfScene:
-    """Map boxes and masks from the working frame (deskewed, scaled) to the photo."""
+def _transform_scene(scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int) -> ShelfScene:
+    """Map boxes and masks from the working frame (rectified, scaled) to the photo."""
     products = scene.products
     boxes = [_map_box(m, tuple(b), w, h) for b in products.xyxy]
     masks = None
@@ -134,15 +146,15 @@ def _transform_scene(
             if x2 <= x1 or y2 <= y1:
                 masks.append(np.zeros((max(0, y2 - y1), max(0, x2 - x1)), bool))
                 continue
-            # Photo pixel -> working frame pixel, relative to the crop's origin.
+            # Photo pixel -> working frame pixel, relative to the crops' origins.
             shift = (
                 np.array([[1, 0, -src[0]], [0, 1, -src[1]], [0, 0, 1]])
                 @ inv
                 @ np.array([[1, 0, x1], [0, 1, y1], [0, 0, 1]])
             )
-            warped = cv2.warpAffine(
+            warped = cv2.warpPerspective(
                 crop.astype(np.uint8),
-                shift[:2],
+                shift,
                 (x2 - x1, y2 - y1),
                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
             )
@@ -150,17 +162,20 @@ def _transform_scene(
     shelves = []
     for s in scene.shelves:
         cx = (s.x1 + s.x2) / 2 if s.x2 > s.x1 else ww / 2
-        pts = (
+        pts = _project(
+            m,
             np.array(
                 [
-                    [cx, s.y1, 1],
-                    [cx, s.y2, 1],
-                    [cx, s.edge_y or s.y2, 1],
-                    [s.x1, s.y1, 1],
-                    [s.x2, s.y1, 1],
-                ]
-            )
-            @ m.T
+                    [cx, s.y1],
+                    [cx, s.y2],
+                    [cx, s.edge_y or s.y2],
+                    [s.x1, s.y1],
+                    [s.x2, s.y1],
+                    [s.x1, s.edge_y or s.y2],
+                    [s.x2, s.edge_y or s.y2],
+                ],
+                dtype=np.float64,
+            ),
         )
         shelves.append(
             Shelf(
@@ -170,6 +185,7 @@ def _transform_scene(
                 int(np.clip(pts[3, 0], 0, w)),
                 int(np.clip(pts[4, 0], 0, w)),
                 int(pts[2, 1]),
+                (int(pts[5, 0]), int(pts[5, 1]), int(pts[6, 0]), int(pts[6, 1])),
             )
         )
     gaps = [Gap(g.shelf, _map_box(m, g.bbox, w, h)) for g in scene.gaps]

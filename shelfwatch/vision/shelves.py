@@ -168,3 +168,69 @@ def _regularise(edges: list[ShelfEdge], ratio: float = 0.6) -> list[ShelfEdge]:
         a, b = edges[short], edges[short + 1]
         edges.remove(a if a.strength < b.strength else b)
     return edges
+
+
+def vanishing_point(gray: np.ndarray, max_angle: float = 35.0) -> tuple[float, float] | None:
+    """Where the shelf-edge lines of a photo taken at an angle converge, if they do.
+
+    Long near-horizontal segments vote (RANSAC over pairs, weighted by length); returns the
+    point in pixel coordinates, or None when the lines are near parallel (frontal photos).
+    """
+    h, w = gray.shape
+    edges = cv2.Canny(gray, 60, 160)
+    found = cv2.HoughLinesP(
+        edges,
+        1,
+        np.pi / 360,
+        threshold=max(40, w // 12),
+        minLineLength=w // 8,
+        maxLineGap=max(6, w // 120),
+    )
+    if found is None:
+        return None
+    seg = np.asarray(found, dtype=np.float64).reshape(-1, 4)
+    d = seg[:, 2:] - seg[:, :2]
+    angles = np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+    angles = (angles + 90) % 180 - 90
+    seg, d = seg[np.abs(angles) < max_angle], d[np.abs(angles) < max_angle]
+    if len(seg) < 4:
+        return None
+    length = np.hypot(d[:, 0], d[:, 1])
+    mid = (seg[:, :2] + seg[:, 2:]) / 2
+    unit = d / length[:, None]
+    lines = np.cross(np.c_[seg[:, :2], np.ones(len(seg))], np.c_[seg[:, 2:], np.ones(len(seg))])
+    rng = np.random.default_rng(0)
+    best, best_score = None, 0.0
+    for _ in range(300):
+        i, j = rng.choice(len(seg), 2, replace=False)
+        p = np.cross(lines[i], lines[j])
+        if abs(p[2]) < 1e-9:
+            continue
+        v = p[:2] / p[2]
+        to_v = v - mid
+        to_v /= np.linalg.norm(to_v, axis=1)[:, None] + 1e-9
+        # A segment agrees when it points at the candidate within about a degree.
+        agree = np.abs(to_v[:, 0] * unit[:, 1] - to_v[:, 1] * unit[:, 0]) < 0.02
+        score = float(length[agree].sum())
+        if score > best_score:
+            best, best_score = v, score
+    if best is None or best_score < 0.4 * length.sum():
+        return None
+    if abs(best[0] - w / 2) > 4 * w or 0 <= best[0] <= w:
+        return None  # near parallel lines, or a point inside the photo (not a shelf view)
+    return float(best[0]), float(best[1])
+
+
+def keystone(vanishing: tuple[float, float], w: int, h: int) -> np.ndarray:
+    """Homography that makes lines through ``vanishing`` parallel, fitted into (w, h)."""
+    cx, cy = w / 2, h / 2
+    vx = vanishing[0] - cx
+    to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
+    project = np.array([[1, 0, 0], [0, 1, 0], [-1 / vx, 0, 1]], dtype=np.float64)
+    k = project @ to_centre
+    corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64) @ k.T
+    corners = corners[:, :2] / corners[:, 2:]
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    s = min(w / (hi[0] - lo[0]), h / (hi[1] - lo[1]))
+    fit = np.array([[s, 0, -lo[0] * s], [0, s, -lo[1] * s], [0, 0, 1]], dtype=np.float64)
+    return fit @ k
