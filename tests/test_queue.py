@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shelfwatch.bench.pgserver import PostgresServer
+from shelfwatch.bench.worker import make_photos
 from shelfwatch.db.engine import session_factory
 from shelfwatch.db.migrate import upgrade
 from shelfwatch.db.models import Photo, PhotoStatus, ProductInstance
@@ -29,16 +30,9 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def photo_pool(rendered: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """300 distinct small shelf photos (rendered photos, scaled, with a unique mark)."""
-    out = tmp_path_factory.mktemp("pool")
-    sources = [cv2.imread(str(p)) for p in sorted((rendered / "images").iterdir())]
-    paths = []
-    for n in range(300):
-        img = cv2.resize(sources[n % len(sources)], (480, 514))
-        img[0, n % 480] = (n % 256, 255 - n % 256, 7)  # makes the bytes (sha256) unique
-        path = out / f"p{n:03d}.png"
-        cv2.imwrite(str(path), img)
-        paths.append(path)
-    return paths
+    return make_photos(
+        rendered / "images", 300, tmp_path_factory.mktemp("pool"), (480, 514), ".png"
+    )
 
 
 def _setup(url: str, storage: Path, photos: list[Path]) -> None:

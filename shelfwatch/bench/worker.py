@@ -26,15 +26,22 @@ from shelfwatch.services.ingest import ingest_paths
 from shelfwatch.services.worker import Worker
 
 
-def make_photos(source: Path, count: int, out: Path) -> list[Path]:
-    """``count`` distinct photos from the rendered ones in ``source`` (unique bytes each)."""
+def make_photos(
+    source: Path, count: int, out: Path, size: tuple[int, int] | None = None, suffix: str = ".jpg"
+) -> list[Path]:
+    """``count`` distinct photos from the rendered ones in ``source`` (unique bytes each).
+
+    ``size`` (width, height) shrinks them, for tests that need many quick photos.
+    """
     images = [cv2.imread(str(p)) for p in sorted(source.glob("*.jpg"))]
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for n in range(count):
         img = images[n % len(images)].copy()
-        img[0, n % img.shape[1]] = (n % 256, 255 - n % 256, 7)
-        path = out / f"bench{n:04d}.jpg"
+        if size is not None:
+            img = cv2.resize(img, size)
+        img[0, n % img.shape[1]] = (n % 256, 255 - n % 256, 7)  # unique bytes, unique sha256
+        path = out / f"photo{n:04d}{suffix}"
         cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
         paths.append(path)
     return paths
