@@ -270,3 +270,35 @@ def demo_cmd(
     run_demo(s, data)
     if not no_dashboard:
         launch_dashboard(port or s.dashboard_port)
+
+
+@friendly_errors
+def schedule_cmd(
+    at: str = typer.Option("06:00", "--at", help="Local time of day (HH:MM) of each audit."),
+    catchup_days: int = typer.Option(7, "--catchup-days", min=1, help="Missed days to redo."),
+) -> None:
+    """Run daily audits at a local time in each store's time zone (Ctrl+C stops)."""
+    import datetime as dt
+    import logging
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from shelfwatch.services.schedule import run_due
+
+    try:
+        when = dt.time.fromisoformat(at)
+    except ValueError:
+        raise fail(f"--at must be HH:MM, got {at!r}") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    factory = database()
+
+    def tick() -> None:
+        done = run_due(factory, dt.datetime.now(dt.UTC), when, catchup_days)
+        for item in done:
+            typer.echo(f"audited {item.store} {item.day}")
+
+    tick()  # catch up at start: audits missed while the scheduler was down
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler.add_job(tick, "interval", minutes=1, max_instances=1, coalesce=True)
+    typer.echo(f"audits at {when:%H:%M} local time of each store; Ctrl+C stops")
+    scheduler.start()
