@@ -6,25 +6,9 @@ every character is a token, which is all a random model needs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable character table."""
-    keep = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    chars = keep[:]
-    extra = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(keep, map(chr, chars), strict=True))
+from shelfwatch.vision.models.offline import write_char_vocab
 
 
 def build_clipseg(out: Path) -> Path:
@@ -39,14 +23,7 @@ def build_clipseg(out: Path) -> Path:
 
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
-    chars = list(_bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    bos, eos = len(vocab), len(vocab) + 1
-    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = bos, eos
-    (out / "vocab.json").write_text(json.dumps(vocab))
-    (out / "merges.txt").write_text("#version: 0.2\n")
+    vocab_size, bos, eos = write_char_vocab(out)
     tokenizer = CLIPTokenizer.from_pretrained(str(out))
     images = CLIPImageProcessor(
         size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}, do_center_crop=False
@@ -54,7 +31,7 @@ def build_clipseg(out: Path) -> Path:
     images.size = {"height": 64, "width": 64}
     config = CLIPSegConfig(
         text_config={
-            "vocab_size": len(vocab),
+            "vocab_size": vocab_size,
             "hidden_size": 32,
             "intermediate_size": 48,
             "num_hidden_layers": 2,

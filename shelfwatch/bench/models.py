@@ -34,7 +34,6 @@ def real_clipseg(device: Any) -> Any:
         CLIPSegConfig,
         CLIPSegForImageSegmentation,
         CLIPSegProcessor,
-        CLIPTokenizer,
     )
 
     from shelfwatch.vision.models.clipseg import ClipSegReferrer
@@ -50,35 +49,16 @@ def real_clipseg(device: Any) -> Any:
         image_std=[0.229, 0.224, 0.225],
     )
     processor = CLIPSegProcessor(image_processor=images, tokenizer=_char_tokenizer())
-    _ = CLIPTokenizer
     return ClipSegReferrer(model, processor, device)
 
 
 def _char_tokenizer() -> Any:
-    """A CLIP tokenizer without downloads (one token per character; fine for timing)."""
-    import json
     import tempfile
     from pathlib import Path
 
-    from transformers import CLIPTokenizer
+    from shelfwatch.vision.models.offline import char_clip_tokenizer
 
-    keep = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    chars, extra = keep[:], 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    symbols = [chr(c) for c in chars]
-    vocab = {c: i for i, c in enumerate(symbols)}
-    for c in symbols:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder = Path(tempfile.mkdtemp(prefix="shelfwatch-tok-"))
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer.from_pretrained(str(folder))
+    return char_clip_tokenizer(Path(tempfile.mkdtemp(prefix="shelfwatch-tok-")))
 
 
 def real_mask2former(device: Any) -> Any:
