@@ -84,7 +84,9 @@ def worker_cmd(
         raise fail("SQLite supports one worker process; use PostgreSQL for --processes > 1")
     name = backend or s.backend
     if processes == 1:
-        result = make_worker(factory, name).run(until_empty=until_empty, progress=True)
+        from shelfwatch.services.worker import worker_from_settings
+
+        result = worker_from_settings(factory, s, name).run(until_empty=until_empty, progress=True)
         typer.echo(f"{result['done']} done, {result['failed']} failed")
         return
     ctx = mp.get_context("spawn")
@@ -100,27 +102,11 @@ def worker_cmd(
 def _worker_process(backend: str, until_empty: bool) -> None:
     import logging
 
+    from shelfwatch.services.worker import worker_from_settings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-
-    make_worker(database(ensure=False, pre_ping=False), backend).run(until_empty=until_empty)
-
-
-def make_worker(factory, backend: str):  # type: ignore[no-untyped-def]
-    """A worker configured from settings (lease, retries, storage)."""
-    import datetime as dt
-
-    from shelfwatch.services import worker as worker_module
-
-    s = settings()
-    return worker_module.Worker(
-        factory,
-        s.resolved_storage_dir,
-        backend,
-        s.max_attempts,
-        lease=dt.timedelta(seconds=s.lease_seconds),
-        backoff_s=s.retry_backoff_s,
-        batch_size=max(1, s.batch_size),
-    )
+    factory = database(ensure=False, pre_ping=False)
+    worker_from_settings(factory, settings(), backend).run(until_empty=until_empty)
 
 
 @friendly_errors

@@ -19,7 +19,7 @@ from shelfwatch.services import catalog as catalog_service
 from shelfwatch.services import stores as store_service
 from shelfwatch.services.audits import audit_days, run_audit
 from shelfwatch.services.ingest import ingest_paths
-from shelfwatch.services.worker import Worker
+from shelfwatch.services.worker import worker_from_settings
 from shelfwatch.settings import Settings
 
 
@@ -98,9 +98,7 @@ def run_demo(
         for path, reason in report.rejected:
             say(f"rejected {path}: {reason}")
     say(f"photos: {added} ingested, {dup} already there")
-    result = Worker(
-        factory, storage, backend=settings.backend, max_attempts=settings.max_attempts
-    ).run(until_empty=True, progress=True)
+    result = worker_from_settings(factory, settings).run(until_empty=True, progress=True)
     say(f"processed: {result['done']} done, {result['failed']} failed")
     summary: dict[str, object] = {"stores": []}
     with factory.begin() as session:

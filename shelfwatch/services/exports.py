@@ -99,9 +99,20 @@ def _fmt(value: object) -> object:
     return "" if value is None else value
 
 
-def _photo_filters(
-    query: Select, store: str | None, date_from: dt.date | None, date_to: dt.date | None
+def _of_done_photos(
+    query: Select,
+    photo_id: object,
+    store: str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
 ) -> Select:
+    """Rows of processed photos: join photo, store and fixture, then filter."""
+    query = (
+        query.join(Photo, photo_id == Photo.id)
+        .join(Store, Photo.store_id == Store.id)
+        .join(Fixture, Photo.fixture_id == Fixture.id)
+        .where(Photo.status == PhotoStatus.done.value)
+    )
     if store:
         query = query.where(Store.code == store)
     # Dates are compared in UTC here; audits (per-store local days) filter on audit_date.
@@ -120,29 +131,21 @@ def export_query(
 ) -> Select:
     """The SELECT behind an export; its columns are ``EXPORTS[kind]`` in order."""
     photo_cols = (Photo.sha256, Store.code, Fixture.code, Photo.captured_at)
-    done = Photo.status == PhotoStatus.done.value
     if kind == "products":
-        q = (
-            select(
-                *photo_cols,
-                ProductInstance.shelf,
-                ProductInstance.sku,
-                ProductInstance.score,
-                ProductInstance.sku_score,
-                ProductInstance.x1,
-                ProductInstance.y1,
-                ProductInstance.x2,
-                ProductInstance.y2,
-                ProductInstance.backend,
-                ProductInstance.id,
-            )
-            .join(Photo, ProductInstance.photo_id == Photo.id)
-            .join(Store, Photo.store_id == Store.id)
-            .join(Fixture, Photo.fixture_id == Fixture.id)
-            .where(done)
-            .order_by(Photo.captured_at, Photo.id, ProductInstance.id)
-        )
-        return _photo_filters(q, store, date_from, date_to)
+        q = select(
+            *photo_cols,
+            ProductInstance.shelf,
+            ProductInstance.sku,
+            ProductInstance.score,
+            ProductInstance.sku_score,
+            ProductInstance.x1,
+            ProductInstance.y1,
+            ProductInstance.x2,
+            ProductInstance.y2,
+            ProductInstance.backend,
+            ProductInstance.id,
+        ).order_by(Photo.captured_at, Photo.id, ProductInstance.id)
+        return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to)
     if kind == "counts":
         q = (
             select(
@@ -151,10 +154,6 @@ def export_query(
                 func.coalesce(ProductInstance.sku, "unknown"),
                 func.count(ProductInstance.id),
             )
-            .join(Photo, ProductInstance.photo_id == Photo.id)
-            .join(Store, Photo.store_id == Store.id)
-            .join(Fixture, Photo.fixture_id == Fixture.id)
-            .where(done)
             .group_by(
                 Photo.id,
                 Photo.sha256,
@@ -171,27 +170,20 @@ def export_query(
                 func.coalesce(ProductInstance.sku, "unknown"),
             )
         )
-        return _photo_filters(q, store, date_from, date_to)
+        return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to)
     if kind == "gaps":
-        q = (
-            select(
-                *photo_cols,
-                Gap.shelf,
-                Gap.x1,
-                Gap.y1,
-                Gap.x2,
-                Gap.y2,
-                Gap.width_px,
-                Gap.width_cm,
-                Gap.missing_facings,
-            )
-            .join(Photo, Gap.photo_id == Photo.id)
-            .join(Store, Photo.store_id == Store.id)
-            .join(Fixture, Photo.fixture_id == Fixture.id)
-            .where(done)
-            .order_by(Photo.captured_at, Photo.id, Gap.id)
-        )
-        return _photo_filters(q, store, date_from, date_to)
+        q = select(
+            *photo_cols,
+            Gap.shelf,
+            Gap.x1,
+            Gap.y1,
+            Gap.x2,
+            Gap.y2,
+            Gap.width_px,
+            Gap.width_cm,
+            Gap.missing_facings,
+        ).order_by(Photo.captured_at, Photo.id, Gap.id)
+        return _of_done_photos(q, Gap.photo_id, store, date_from, date_to)
     if kind == "audits":
         q = (
             select(

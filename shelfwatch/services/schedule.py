@@ -63,11 +63,10 @@ def run_due(
     with factory() as session:
         due = due_audits(session, now, at, catchup_days)
     if due and process:
-        from shelfwatch.services.worker import Worker
+        from shelfwatch.services.worker import worker_from_settings
         from shelfwatch.settings import get_settings
 
-        settings = get_settings()
-        Worker(factory, settings.resolved_storage_dir, settings.backend).run(until_empty=True)
+        worker_from_settings(factory, get_settings()).run(until_empty=True)
     for item in due:
         with factory.begin() as session:
             result = run_audit(session, item.store, item.day)

@@ -33,6 +33,7 @@ from shelfwatch.pipeline import FixtureContext, analyze_batch
 from shelfwatch.planogram.sku import load_signatures
 from shelfwatch.services.catalog import catalog_items, planogram_in_force, planogram_rows
 from shelfwatch.services.timeutil import as_utc
+from shelfwatch.settings import Settings
 from shelfwatch.vision.registry import get_segmenter
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,8 @@ class Worker:
     )
     _signatures: tuple[int, list] | None = None
 
-    def signatures(self, session: Session) -> list:
-        items = catalog_items(session)
+    def signatures(self, items: list) -> list:
+        """Colour signatures of the catalog, recomputed only when the catalog changed."""
         key = hash(tuple((i.sku, i.reference_image) for i in items))
         if self._signatures is None or self._signatures[0] != key:
             self._signatures = (key, load_signatures(self.storage_dir, items))
@@ -166,7 +167,7 @@ class Worker:
             width_cm=fixture.width_cm,
             planogram=planogram_rows(plan) if plan else [],
             catalog={i.sku: i for i in items},
-            signatures=self.signatures(session),
+            signatures=self.signatures(items),
             catalog_dir=self.storage_dir,
         )
 
@@ -339,3 +340,18 @@ def requeue(factory: sessionmaker[Session], photo_ids: list[int] | None = None) 
             query.values(status=PhotoStatus.queued.value, attempts=0, next_attempt_at=None)
         )
         return int(result.rowcount or 0)
+
+
+def worker_from_settings(
+    factory: sessionmaker[Session], settings: Settings, backend: str | None = None
+) -> Worker:
+    """A worker configured by ShelfWatch's settings (storage, backend, lease, retries, batch)."""
+    return Worker(
+        factory,
+        settings.resolved_storage_dir,
+        backend or settings.backend,
+        settings.max_attempts,
+        lease=dt.timedelta(seconds=settings.lease_seconds),
+        backoff_s=settings.retry_backoff_s,
+        batch_size=max(1, settings.batch_size),
+    )

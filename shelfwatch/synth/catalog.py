@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
@@ -37,8 +38,6 @@ def _distinct_colors(rng: np.random.Generator, n: int) -> list[tuple[int, int, i
         s = rng.uniform(140, 250)
         v = rng.uniform(140, 245)
         hsv = np.uint8([[[h, s, v]]])
-        import cv2
-
         b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
         colors.append((int(b), int(g), int(r)))
     return colors
@@ -78,8 +77,6 @@ def make_catalog(
 
 
 def _color_name(bgr: tuple[int, int, int]) -> str:
-    import cv2
-
     h = int(cv2.cvtColor(np.uint8([[bgr]]), cv2.COLOR_BGR2HSV)[0, 0, 0])
     names = [
         (10, "red"),

@@ -34,9 +34,8 @@ def gaps_between(products: Products, shelves: list[Shelf], min_ratio: float = 0.
         padded = np.concatenate([[True], covered, [True]])
         starts = np.nonzero(padded[:-1] & ~padded[1:])[0]
         ends = np.nonzero(~padded[:-1] & padded[1:])[0]
-        top = s.y1 if s.edge_y is None else s.y1
         bottom = s.edge_y if s.edge_y is not None else s.y2
         for a, b in zip(starts, ends, strict=True):
             if b - a >= min_ratio * width:
-                gaps.append(Gap(s.index, (int(x1 + a), int(top), int(x1 + b), int(bottom))))
+                gaps.append(Gap(s.index, (int(x1 + a), int(s.y1), int(x1 + b), int(bottom))))
     return gaps
