@@ -131,7 +131,7 @@ def _bench(backend: str, repeats: int, device_name: str) -> list[dict[str, Any]]
             rows.append(_int8_row(ref, photo, repeats))
     elif backend == "mask2former":
         seg = real_mask2former(device)
-        inputs = seg.inputs(photo)
+        inputs = seg.inputs([photo])
         outputs = seg.forward(inputs)
         seg.threshold = 0.0  # random weights: keep every query, the worst case for post-processing
         forward = _time(lambda: seg.forward(inputs), repeats)
@@ -203,6 +203,23 @@ def run(backends: list[str], repeats: int = 3, device: str = "auto") -> list[dic
         queue = ctx.Queue()
         proc = ctx.Process(target=_child, args=(backend, repeats, device, queue))
         proc.start()
-        rows.extend(queue.get())
+        rows.extend(_result(queue, proc, backend))
         proc.join()
     return rows
+
+
+def _result(queue: Any, proc: Any, backend: str) -> list[dict[str, Any]]:
+    """The child's rows, or an error row if it died without answering (never a hang)."""
+    import queue as queue_module
+
+    while True:
+        try:
+            return queue.get(timeout=5)
+        except queue_module.Empty:
+            if not proc.is_alive():
+                return [
+                    {
+                        "backend": backend,
+                        "error": f"benchmark process exited with code {proc.exitcode}",
+                    }
+                ]

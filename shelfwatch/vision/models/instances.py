@@ -57,6 +57,8 @@ class InstanceSegmenter:
 
     def inputs(self, images: list[np.ndarray]) -> dict[str, Any]:
         """One padded batch for the model (photos may differ in size)."""
+        if isinstance(images, np.ndarray):  # one photo's rows would become a huge "batch"
+            raise TypeError("inputs() takes a list of photos")
         rgb = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
         if self.name == "oneformer":
             batch = self.processor(
