@@ -196,3 +196,9 @@ def test_batches_equal_single_photos(
     for photo, products in zip(same_size, together, strict=True):
         alone = seg.predict(photo)
         assert np.array_equal(alone.xyxy, products.xyxy)
+
+
+def test_instance_inputs_take_a_list(mask2former_dir: Path, photo: np.ndarray) -> None:
+    seg = InstanceSegmenter.from_pretrained("mask2former", str(mask2former_dir), offline=True)
+    with pytest.raises(TypeError, match="list of photos"):
+        seg.inputs(photo)  # a bare array would be read as one photo per pixel row
