@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     retry_backoff_s: float = 30.0  # first retry delay; doubles per attempt
     batch_size: int = 1  # photos per model pass in the worker (4-8 for model backends)
     dashboard_port: int = 8501
+    session_idle_minutes: int = 60  # a dashboard login ends after this long unused
 
     @property
     def resolved_database_url(self) -> str:

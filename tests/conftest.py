@@ -66,3 +66,32 @@ def shared_dir() -> Path:
     if not (SHARED / "README.md").exists():
         pytest.skip("../shared is not present")
     return SHARED
+
+
+PASSWORD = "correct horse"  # every test user's password
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo run once (SQLite + photo store) with users of each role; copied per test."""
+    from shelfwatch.db.engine import session_factory
+    from shelfwatch.services.demo import run_demo
+    from shelfwatch.services.users import add_user
+    from shelfwatch.settings import Settings
+
+    home = tmp_path_factory.mktemp("demo") / "home"
+    settings = Settings(home=home)
+    run_demo(settings, say=lambda _msg: None)
+    with session_factory(settings.resolved_database_url).begin() as session:
+        add_user(session, "boss", PASSWORD, "admin")
+        add_user(session, "anna", PASSWORD, "manager", stores=["S001"])
+        add_user(session, "bert", PASSWORD, "manager", stores=["S002"])
+        add_user(session, "nora", PASSWORD, "regional", region="North")
+    return home
+
+
+@pytest.fixture
+def demo_home(demo_template: Path, home: Path) -> Path:
+    """A private copy of the demo home as this test's SHELFWATCH_HOME."""
+    shutil.copytree(demo_template, home)
+    return home

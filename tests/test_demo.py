@@ -43,6 +43,16 @@ def test_demo_then_exports(cli: CliRunner, home: Path) -> None:
     # Running the demo again changes nothing: no duplicate photos, audits replaced not added.
     again = cli.invoke(app, ["demo", "--no-dashboard"])
     assert again.exit_code == 0 and "0 ingested, 20 already there" in again.stdout
+    # The first run made a dashboard login and printed its password; the second keeps it.
+    login = [line for line in out.splitlines() if line.startswith("dashboard login: demo / ")]
+    password = login[0].rsplit(" ", 1)[1]
+    assert len(password) >= 8 and "password as printed on the first run" in again.stdout
+    from shelfwatch.db.engine import session_factory
+    from shelfwatch.services.users import authenticate
+    from shelfwatch.settings import get_settings
+
+    with session_factory(get_settings().resolved_database_url)() as session:
+        assert authenticate(session, "demo", password).role == "admin"
     audits = list(csv.DictReader(io.StringIO(cli.invoke(app, ["export", "audits"]).stdout)))
     assert len(audits) == 10
 

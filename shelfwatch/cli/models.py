@@ -207,3 +207,72 @@ def bench_worker(
     rows = worker.run(photos, sample_data_dir() / "sample" / "images")
     for row in rows:
         typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@bench_app.command("dashboard")
+@friendly_errors
+def bench_dashboard(
+    stores: int = typer.Option(100, "--stores", min=1, help="Stores in the built database."),
+    days: int = typer.Option(90, "--days", min=1, help="Days of audits per store."),
+    home: Path = typer.Option(
+        None,
+        "--home",
+        help="Build (or reuse) the database and photos here; default a temp dir, removed after.",
+    ),
+    database_url: str = typer.Option(
+        None, "--database-url", help="Build into this empty database instead of SQLite in --home."
+    ),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Warm renders per page."),
+    build_only: bool = typer.Option(False, "--build-only", help="Build the database, no timing."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Build a chain-sized database (100 stores x 90 days: ~1 M product instances) and time
+    every dashboard page on it as an admin (all stores) and as a store manager."""
+    import os
+    import shutil
+    import tempfile
+
+    from sqlalchemy import func, select
+
+    from shelfwatch.bench import dashboard as bench
+    from shelfwatch.cli.operations import dashboard_script
+    from shelfwatch.db.engine import session_factory
+    from shelfwatch.db.models import Store
+    from shelfwatch.settings import get_settings
+
+    root = home or Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    url = database_url or f"sqlite:///{(root / 'shelfwatch.db').as_posix()}"
+    try:
+        built = False
+        if (root / "shelfwatch.db").exists() or database_url:
+            try:
+                with session_factory(url)() as session:
+                    built = bool(session.scalar(select(func.count(Store.id))))
+            except Exception:  # noqa: BLE001 - not migrated yet: build it
+                built = False
+        if built:
+            typer.echo(f"reusing the database at {url}", err=True)
+        else:
+            info = bench.build_database(
+                url, root / "photos", stores, days, say=lambda m: typer.echo(m, err=True)
+            )
+            typer.echo(json.dumps({"built": info}) if as_json else f"built: {info}")
+        if build_only:
+            return
+        os.environ["SHELFWATCH_HOME"] = str(root)
+        os.environ["SHELFWATCH_DATABASE_URL"] = url
+        os.environ["SHELFWATCH_STORAGE_DIR"] = str(root / "photos")
+        get_settings.cache_clear()
+        app_script = dashboard_script()
+        pages = {"overview": app_script}
+        for script in sorted((app_script.parent / "pages").glob("*.py")):
+            pages[script.stem.split("_", 1)[1].lower()] = script
+        for row in bench.time_pages(pages, ["bench-admin", "bench-manager"], repeats):
+            row["under_1s"] = row["median_ms"] < 1000
+            typer.echo(
+                json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items())
+            )
+    finally:
+        if home is None:
+            shutil.rmtree(root, ignore_errors=True)

@@ -206,12 +206,14 @@ def dashboard_script() -> Path:
 
     package = Path(shelfwatch.__file__).resolve().parent
     for candidate in (package.parent / "dashboards", package / "_dashboards"):
-        if (candidate / "app.py").exists():
-            return candidate / "app.py"
-    raise FileNotFoundError("dashboards/app.py is missing from this install")
+        if (candidate / "Overview.py").exists():
+            return candidate / "Overview.py"
+    raise FileNotFoundError("dashboards/Overview.py is missing from this install")
 
 
 def launch_dashboard(port: int, address: str = "localhost") -> None:
+    from shelfwatch.webui import MAX_UPLOAD_MB
+
     script = dashboard_script()
     typer.echo(f"dashboard on http://{address}:{port}  (Ctrl+C to stop)")
     cmd = [
@@ -228,6 +230,10 @@ def launch_dashboard(port: int, address: str = "localhost") -> None:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
+        "--client.toolbarMode",
+        "viewer",
     ]
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(cmd, check=False, env=os.environ.copy())

@@ -7,6 +7,7 @@ import enum
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -43,6 +44,14 @@ class PhotoStatus(enum.StrEnum):
     done = "done"
     failed = "failed"  # will be retried after a backoff
     quarantined = "quarantined"  # gave up after too many attempts
+
+
+class FindingStatus(enum.StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"  # known, cannot be fixed now; carried to later audits
+    fixed = "fixed"  # a manager says so; the next audit of the fixture decides
+    confirmed = "confirmed"  # fixed, and the next audit no longer saw it
+    reopened = "reopened"  # marked fixed, but the next audit saw it again
 
 
 class Store(Base):
@@ -243,7 +252,43 @@ class ComplianceFinding(Base):
     x2: Mapped[int | None] = mapped_column(Integer)
     y2: Mapped[int | None] = mapped_column(Integer)
     impact: Mapped[float] = mapped_column(Float, default=1.0)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=FindingStatus.open.value)
     status_by: Mapped[str | None] = mapped_column(String(100))
     status_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Same fixture, type, shelf, position and SKUs: "the same finding" in a later audit.
+    key: Mapped[str] = mapped_column(String(300), default="", index=True)
+    reopened: Mapped[bool] = mapped_column(Boolean, default=False)
     audit: Mapped[Audit] = relationship(back_populates="findings")
+
+
+class Role(enum.StrEnum):
+    manager = "manager"  # the stores in user_stores
+    regional = "regional"  # the stores of one region
+    admin = "admin"  # every store
+
+
+class User(Base):
+    """A dashboard login. ``password_hash`` is an Argon2id hash (argon2-cffi)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stores: Mapped[list[Store]] = relationship(secondary="user_stores", order_by="Store.code")
+
+
+class UserStore(Base):
+    __tablename__ = "user_stores"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    store_id: Mapped[int] = mapped_column(
+        ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True
+    )

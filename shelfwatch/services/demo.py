@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 import shelfwatch
 from shelfwatch.core.errors import ShelfWatchError
 from shelfwatch.db.engine import session_factory
 from shelfwatch.db.migrate import upgrade
-from shelfwatch.db.models import Audit, Fixture, Photo, ProductInstance, Store
+from shelfwatch.db.models import Audit, Fixture, Photo, ProductInstance, Role, Store, User
 from shelfwatch.db.models import Gap as GapRow
 from shelfwatch.services import catalog as catalog_service
 from shelfwatch.services import stores as store_service
+from shelfwatch.services import users as user_service
 from shelfwatch.services.audits import audit_days, run_audit
 from shelfwatch.services.ingest import ingest_paths
 from shelfwatch.services.worker import worker_from_settings
@@ -154,7 +157,26 @@ def run_demo(
         fixtures = session.scalar(select(func.count(Fixture.id))) or 0
         stores = session.scalar(select(func.count(Store.id))) or 0
         say(f"\n{stores} stores, {fixtures} fixtures; data in {settings.home}")
+    with factory.begin() as session:
+        summary["login"] = _demo_login(session, say)
     return summary
+
+
+DEMO_USER = "demo"
+
+
+def _demo_login(session: Session, say: Callable[[str], None]) -> dict[str, str | None]:
+    """An admin login for the demo dashboard, made once with a random password it prints."""
+    if session.scalar(select(User).where(User.username == DEMO_USER)):
+        say(
+            f"dashboard login: {DEMO_USER} (password as printed on the first run; "
+            f"new one: shelfwatch users passwd {DEMO_USER})"
+        )
+        return {"username": DEMO_USER, "password": None}
+    password = secrets.token_urlsafe(9)
+    user_service.add_user(session, DEMO_USER, password, Role.admin.value)
+    say(f"dashboard login: {DEMO_USER} / {password}")
+    return {"username": DEMO_USER, "password": password}
 
 
 def _pct(value: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TextIO
 
 from sqlalchemy import Select, func, select
@@ -85,6 +85,9 @@ EXPORTS: dict[str, list[str]] = {
         "y1",
         "x2",
         "y2",
+        "status_by",
+        "status_at",
+        "reopened",
     ],
 }
 
@@ -105,6 +108,7 @@ def _of_done_photos(
     store: str | None,
     date_from: dt.date | None,
     date_to: dt.date | None,
+    store_ids: Collection[int] | None,
 ) -> Select:
     """Rows of processed photos: join photo, store and fixture, then filter."""
     query = (
@@ -115,6 +119,8 @@ def _of_done_photos(
     )
     if store:
         query = query.where(Store.code == store)
+    if store_ids is not None:
+        query = query.where(Store.id.in_(store_ids))
     # Dates are compared in UTC here; audits (per-store local days) filter on audit_date.
     if date_from:
         query = query.where(Photo.captured_at >= local_day_bounds(date_from, "UTC")[0])
@@ -128,8 +134,12 @@ def export_query(
     store: str | None = None,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
+    store_ids: Collection[int] | None = None,
 ) -> Select:
-    """The SELECT behind an export; its columns are ``EXPORTS[kind]`` in order."""
+    """The SELECT behind an export; its columns are ``EXPORTS[kind]`` in order.
+
+    ``store_ids`` limits rows to those stores (the dashboard passes a user's stores).
+    """
     photo_cols = (Photo.sha256, Store.code, Fixture.code, Photo.captured_at)
     if kind == "products":
         q = select(
@@ -145,7 +155,7 @@ def export_query(
             ProductInstance.backend,
             ProductInstance.id,
         ).order_by(Photo.captured_at, Photo.id, ProductInstance.id)
-        return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to)
+        return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to, store_ids)
     if kind == "counts":
         q = (
             select(
@@ -170,7 +180,7 @@ def export_query(
                 func.coalesce(ProductInstance.sku, "unknown"),
             )
         )
-        return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to)
+        return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to, store_ids)
     if kind == "gaps":
         q = select(
             *photo_cols,
@@ -183,7 +193,7 @@ def export_query(
             Gap.width_cm,
             Gap.missing_facings,
         ).order_by(Photo.captured_at, Photo.id, Gap.id)
-        return _of_done_photos(q, Gap.photo_id, store, date_from, date_to)
+        return _of_done_photos(q, Gap.photo_id, store, date_from, date_to, store_ids)
     if kind == "audits":
         q = (
             select(
@@ -222,6 +232,9 @@ def export_query(
                 ComplianceFinding.y1,
                 ComplianceFinding.x2,
                 ComplianceFinding.y2,
+                ComplianceFinding.status_by,
+                ComplianceFinding.status_at,
+                ComplianceFinding.reopened,
             )
             .join(Audit, ComplianceFinding.audit_id == Audit.id)
             .join(Store, Audit.store_id == Store.id)
@@ -240,6 +253,8 @@ def export_query(
         raise ValueError(f"unknown export {kind!r}; choose one of {', '.join(EXPORTS)}")
     if store:
         q = q.where(Store.code == store)
+    if store_ids is not None:
+        q = q.where(Store.id.in_(store_ids))
     if date_from:
         q = q.where(Audit.audit_date >= date_from)
     if date_to:

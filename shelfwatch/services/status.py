@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from shelfwatch.db.models import Photo, PhotoStatus
 from shelfwatch.services.timeutil import as_utc
 
 
-def queue_status(session: Session, window_minutes: int = 10) -> dict[str, object]:
+def queue_status(
+    session: Session, window_minutes: int = 10, store_ids: Collection[int] | None = None
+) -> dict[str, object]:
+    """Photos by state, the oldest queued photo's age, throughput and recent failures.
+
+    ``store_ids`` limits everything to those stores (the dashboard passes a user's stores).
+    """
     now = dt.datetime.now(dt.UTC)
+    mine = Photo.store_id.in_(store_ids) if store_ids is not None else true()
     counts = {s.value: 0 for s in PhotoStatus}
-    for status, n in session.execute(select(Photo.status, func.count()).group_by(Photo.status)):
+    for status, n in session.execute(
+        select(Photo.status, func.count()).where(mine).group_by(Photo.status)
+    ):
         counts[status] = n
     oldest = session.scalar(
-        select(func.min(Photo.created_at)).where(Photo.status == PhotoStatus.queued.value)
+        select(func.min(Photo.created_at)).where(mine, Photo.status == PhotoStatus.queued.value)
     )
     recent = (
         session.scalar(
             select(func.count()).where(
-                Photo.processed_at >= now - dt.timedelta(minutes=window_minutes)
+                mine, Photo.processed_at >= now - dt.timedelta(minutes=window_minutes)
             )
         )
         or 0
@@ -32,12 +42,16 @@ def queue_status(session: Session, window_minutes: int = 10) -> dict[str, object
             "photo_id": p.id,
             "sha256": p.sha256,
             "name": p.original_name,
+            "status": p.status,
             "attempts": p.attempts,
             "error": p.last_error,
         }
         for p in session.scalars(
             select(Photo)
-            .where(Photo.status.in_([PhotoStatus.quarantined.value, PhotoStatus.failed.value]))
+            .where(
+                mine,
+                Photo.status.in_([PhotoStatus.quarantined.value, PhotoStatus.failed.value]),
+            )
             .order_by(Photo.id)
             .limit(50)
         )
