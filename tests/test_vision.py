@@ -80,3 +80,18 @@ def test_hard_photos_never_crash_and_flag_low_confidence(rendered: Path, kind: s
         assert scene.quality["low_confidence"], scene.quality
     if kind == "panorama":
         assert len(scene.shelves) >= 3
+
+
+def test_shelf_edge_strip_is_the_rail_not_the_product_tops_above_it() -> None:
+    """A rail (two full-width lines, a plain band between) and, just above it, the top line
+    of a row of products across 60 % of the width: the strip is the rail's rows only."""
+    from shelfwatch.vision.shelves import find_shelf_edges
+
+    gray = np.full((600, 800), 60, np.uint8)
+    for y_rail in (200, 420):
+        gray[y_rail - 14 : y_rail, 160:640] = 150  # product fronts: a weaker, shorter line
+        gray[y_rail : y_rail + 16, :] = 230  # the rail strip, full width
+    rails = [e for e in find_shelf_edges(gray) if 150 < e.y_top < 450]
+    assert len(rails) == 2
+    for edge, y_rail in zip(rails, (200, 420), strict=True):
+        assert abs(edge.y_top - y_rail) <= 3 and abs(edge.y_bottom - (y_rail + 16)) <= 3

@@ -10,6 +10,8 @@ from scipy.signal import find_peaks
 
 # A single thin line is a shelf edge only when it crosses this much of the width.
 THIN_LINE_MIN = 0.8
+# Lines of a shelf-edge strip are at least this share of its strongest line's span.
+STRIP_LINE_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge
     slack = _line_slack(h)
     for cl in clusters:
         strength = float(frac[cl].max())
+        # The strip is its strongest lines (a rail's top and bottom); weaker lines next to it
+        # are product tops or shelf lips and would stretch it over the products.
+        cl = [r for r in cl if frac[r] >= STRIP_LINE_SHARE * strength]
         # The rows around the peaks where the profile stays above half the peak: a strip seen
         # in perspective is a plateau with one prominent peak, still a thick strip.
         ext_top, ext_bottom = cl[0], cl[-1]
