@@ -73,7 +73,7 @@ def dashboard(demo_home: Path, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path):  # noqa: ANN201
+def browser(tmp_path: Path):
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         if os.environ.get("SHELFWATCH_REQUIRE_BROWSER"):
             pytest.fail("chromium/chromedriver missing but SHELFWATCH_REQUIRE_BROWSER is set")
@@ -104,7 +104,7 @@ def browser(tmp_path: Path):  # noqa: ANN201
     driver.quit()
 
 
-def test_login_overview_and_photo_in_chromium(dashboard: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_login_overview_and_photo_in_chromium(dashboard: str, browser, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

@@ -42,7 +42,7 @@ def texts(at: AppTest) -> str:
     return " ".join(str(p) for p in parts)
 
 
-def factory():  # noqa: ANN201
+def factory():
     return session_factory(get_settings().resolved_database_url)
 
 
@@ -119,7 +119,7 @@ def test_login_wrong_password_then_lockout(demo_home: Path) -> None:
     assert not at.exception and [m.label for m in at.metric] == ["S002 OSA"]
 
 
-def test_unknown_and_disabled_users_cannot_log_in(demo_home: Path, cli) -> None:  # noqa: ANN001
+def test_unknown_and_disabled_users_cannot_log_in(demo_home: Path, cli) -> None:
     from shelfwatch.cli import app
 
     assert cli.invoke(app, ["users", "disable", "anna"]).exit_code == 0
@@ -129,7 +129,7 @@ def test_unknown_and_disabled_users_cannot_log_in(demo_home: Path, cli) -> None:
     assert "wrong username or password" in texts(at)
 
 
-def test_disabling_ends_a_running_session(demo_home: Path, cli) -> None:  # noqa: ANN001
+def test_disabling_ends_a_running_session(demo_home: Path, cli) -> None:
     from shelfwatch.cli import app
 
     at = page("overview", "anna")
@@ -311,7 +311,7 @@ def test_exports_page_limited_to_own_stores(demo_home: Path) -> None:
     assert n == mine < every
 
 
-def test_bench_dashboard_builds_and_times_every_page(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_bench_dashboard_builds_and_times_every_page(tmp_path: Path, cli) -> None:
     """A small chain through the same command that builds the 100-store benchmark."""
     import json
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from shelfwatch.cli import analyze, models, operations, setup, users
+from shelfwatch.cli import analyze, labels, models, operations, setup, users
 
 app = typer.Typer(
     help="ShelfWatch: shelf photos in, product counts, gaps and planogram compliance out.",
@@ -23,12 +23,14 @@ app.command("export")(operations.export_cmd)
 app.command("synth")(operations.synth_cmd)
 app.command("demo")(operations.demo_cmd)
 app.command("dashboard")(operations.dashboard_cmd)
+app.command("eval")(labels.eval_cmd)
 app.add_typer(setup.db_app, name="db")
 app.add_typer(setup.stores_app, name="stores")
 app.add_typer(setup.fixtures_app, name="fixtures")
 app.add_typer(setup.catalog_app, name="catalog")
 app.add_typer(setup.planogram_app, name="planogram")
 app.add_typer(users.users_app, name="users")
+app.add_typer(labels.labels_app, name="labels")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.bench_app, name="bench")
 

@@ -292,3 +292,69 @@ class UserStore(Base):
     store_id: Mapped[int] = mapped_column(
         ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class LabelSet(Base):
+    """One imported labels file: a named, versioned set of labeled photos."""
+
+    __tablename__ = "label_sets"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(500))
+    source_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # re-import = no-op
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    images: Mapped[list[LabelImage]] = relationship(
+        back_populates="label_set", cascade="all, delete-orphan", order_by="LabelImage.id"
+    )
+
+
+class LabelImage(Base):
+    """A labeled photo, known by its content hash (and linked to the photo when stored)."""
+
+    __tablename__ = "label_images"
+    __table_args__ = (UniqueConstraint("label_set_id", "sha256"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    file_name: Mapped[str] = mapped_column(String(500))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"))
+    label_set: Mapped[LabelSet] = relationship(back_populates="images")
+    labels: Mapped[list[Label]] = relationship(cascade="all, delete-orphan", order_by="Label.id")
+
+
+class Label(Base):
+    """One labeled object: category (a SKU, ``product`` or ``gap``), box, optional mask.
+
+    ``mask_rle`` is the full-image COCO RLE (JSON), as in the labels file.
+    """
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label_image_id: Mapped[int] = mapped_column(
+        ForeignKey("label_images.id", ondelete="CASCADE"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(100))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    mask_rle: Mapped[str | None] = mapped_column(Text)
+    iscrowd: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Evaluation(Base):
+    """A backend scored against a label set (``shelfwatch eval``)."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label_set_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_sets.id", ondelete="CASCADE"), index=True
+    )
+    backend: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    metrics: Mapped[dict] = mapped_column(JSON)

@@ -30,6 +30,21 @@ def get_segmenter(name: str) -> Segmenter:
     return _LOADED[name]
 
 
+def model_version(name: str) -> str:
+    """Which model a backend runs: the package version for the built-in one, else checkpoints."""
+    import shelfwatch
+    from shelfwatch.settings import get_settings
+
+    s = get_settings()
+    checkpoints = {
+        "clipseg": [s.clipseg_model],
+        "mask2former": [s.mask2former_model],
+        "oneformer": [s.oneformer_model],
+        "fused": [s.mask2former_model, s.clipseg_model],
+    }
+    return " + ".join(checkpoints.get(name, [f"shelfwatch {shelfwatch.__version__}"]))
+
+
 def _opencv() -> Segmenter:
     from shelfwatch.vision.opencv_backend import OpenCVSegmenter
 

@@ -1,0 +1,155 @@
+"""``shelfwatch labels`` (COCO out for labeling, labels in) and ``shelfwatch eval``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from shelfwatch.cli.common import database, fail, friendly_errors, settings
+from shelfwatch.services import labels as label_service
+from shelfwatch.services.timeutil import parse_date
+
+labels_app = typer.Typer(
+    help="Labels: export predictions for CVAT / Label Studio, import corrected labels.",
+    no_args_is_help=True,
+)
+
+
+def _bar(desc: str, quiet: bool = False):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="photo", disable=quiet)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+        if done == total:
+            bar.close()
+
+    return update
+
+
+@labels_app.command("export")
+@friendly_errors
+def labels_export(
+    out: Path = typer.Option(..., "--out", help="Folder for annotations.json and images/."),
+    fmt: str = typer.Option("coco", "--format", help="coco (the only format)."),
+    store: str = typer.Option(None, "--store", help="Only this store's photos."),
+    since: str = typer.Option(None, "--since", help="Only photos taken on or after YYYY-MM-DD."),
+    review: bool = typer.Option(
+        False,
+        "--review",
+        help="Only photos with a low-confidence or unknown product or a quality flag.",
+    ),
+    below: float = typer.Option(
+        label_service.REVIEW_BELOW, "--below", min=0.0, max=1.0, help="--review's threshold."
+    ),
+    segmentation: str = typer.Option(
+        "rle", "--segmentation", help="rle (CVAT) or polygon (Label Studio's COCO import)."
+    ),
+) -> None:
+    """Write processed photos and their predictions as COCO pre-annotations."""
+    if fmt != "coco":
+        raise fail(f"unknown format {fmt!r}; only coco is supported")
+    if segmentation not in ("rle", "polygon"):
+        raise fail("--segmentation must be rle or polygon")
+    with database()() as session:
+        report = label_service.export_labels(
+            session,
+            settings().resolved_storage_dir,
+            out,
+            store,
+            parse_date(since) if since else None,
+            review,
+            below,
+            segmentation,
+            _bar("exporting"),
+        )
+    typer.echo(f"{report.images} photos, {report.annotations} annotations -> {report.path}")
+
+
+@labels_app.command("import")
+@friendly_errors
+def labels_import(
+    file: Path = typer.Argument(..., help="COCO file (CVAT, Label Studio or ShelfWatch)."),
+    images: Path = typer.Option(..., "--images", help="Folder with the labeled photos."),
+    name: str = typer.Option(None, "--name", help="Label set name (default: the file's name)."),
+) -> None:
+    """Store labels as a new version of a named label set (all or nothing)."""
+    with database().begin() as session:
+        report = label_service.import_labels(session, file, images, name)
+        ls = report.label_set
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        if not report.imported:
+            typer.echo(f"already imported as {ls.name} v{ls.version}; nothing changed")
+            return
+        labels = sum(len(i.labels) for i in ls.images)
+        linked = sum(1 for i in ls.images if i.photo_id is not None)
+        typer.echo(
+            f"imported {ls.name} v{ls.version}: {len(ls.images)} photos ({linked} stored in "
+            f"ShelfWatch), {labels} labels"
+        )
+
+
+@labels_app.command("list")
+@friendly_errors
+def labels_list() -> None:
+    """Label sets: name, version, photos, labels, source, when imported."""
+    from sqlalchemy import select
+
+    from shelfwatch.db.models import LabelSet
+
+    with database()() as session:
+        for ls in session.scalars(select(LabelSet).order_by(LabelSet.name, LabelSet.version)):
+            labels = sum(len(i.labels) for i in ls.images)
+            typer.echo(
+                f"{ls.name}\tv{ls.version}\t{len(ls.images)} photos\t{labels} labels\t"
+                f"{ls.source}\t{ls.imported_at:%Y-%m-%d %H:%M}"
+            )
+
+
+@friendly_errors
+def eval_cmd(
+    labels: str = typer.Option(..., "--labels", help="A COCO file, or a label set's name."),
+    images: Path = typer.Option(None, "--images", help="Folder with the labeled photos."),
+    backend: str = typer.Option(None, "--backend", help="Backend (default: settings)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """COCO AP of a backend on labeled photos, with count MAPE and gap IoU; stored in SQL."""
+    from shelfwatch.vision.registry import get_segmenter
+
+    segmenter = get_segmenter(backend or settings().backend)
+    storage = settings().resolved_storage_dir
+    with database().begin() as session:
+        path = Path(labels)
+        if path.suffix.lower() == ".json" or path.is_file():
+            if images is None:
+                raise fail("--images DIR is needed with a labels file")
+            label_set, photos = None, label_service.file_images(path, images)
+        else:
+            label_set = label_service.get_label_set(session, labels)
+            photos = label_service.stored_images(session, label_set, storage, images)
+        metrics = label_service.evaluate_backend(
+            session, segmenter, photos, storage, label_set, _bar("evaluating", as_json)
+        )
+    if as_json:
+        typer.echo(json.dumps(metrics))
+        return
+    for key in (
+        "images",
+        "backend",
+        "model_version",
+        "ap",
+        "ap50",
+        "ap75",
+        "mask_ap",
+        "count_mape",
+        "count_mape_shelf",
+        "gap_iou",
+    ):
+        typer.echo(f"{key:>17}: {metrics.get(key)}")
+    for row in metrics["per_category"]:  # type: ignore[union-attr]
+        typer.echo(f"{row['category']:>17}: AP50 {row['ap50']}  count MAPE {row['count_mape']}")
