@@ -288,3 +288,28 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
         "failed_photos": sum(1 for r in rows if "failed" in r),
         "ms_per_photo": round(float(np.mean(timed)), 1) if timed else None,
     }
+
+
+def real_products_coco(folder: Path, cameras: tuple[str, ...]) -> dict[str, Any]:
+    """``real-products`` of some cameras as a COCO document (for ``train`` and ``eval``).
+
+    Every product is category ``product``; the parts of a photo outside its annotated region
+    become crowd boxes (``iscrowd`` 1), which COCOeval and training both ignore. File names
+    are the photos' own, so ``--images`` is ``real-products/images`` itself (nothing copied).
+    """
+    from shelfwatch.labels.coco import PRODUCT, LabeledImage, LabeledObject, to_coco
+
+    boxes = _read_boxes(folder / "labels.csv")
+    regions = {k: v[0] for k, v in _read_boxes(folder / "regions.csv").items()}
+    images = []
+    for name in sorted(boxes):
+        if name.split("_")[0] not in cameras:
+            continue
+        h, w = load_image(folder / "images" / name).shape[:2]
+        objects = [LabeledObject(PRODUCT, b) for b in boxes[name]]  # type: ignore[arg-type]
+        rx1, ry1, rx2, ry2 = regions.get(name, (0, 0, w, h))
+        for strip in ((0, 0, w, ry1), (0, ry2, w, h), (0, ry1, rx1, ry2), (rx2, ry1, w, ry2)):
+            if strip[2] - strip[0] >= 1 and strip[3] - strip[1] >= 1:
+                objects.append(LabeledObject(PRODUCT, strip, iscrowd=1))  # type: ignore[arg-type]
+        images.append(LabeledImage(name, w, h, objects))
+    return to_coco(images, [PRODUCT], segmentation="rle")

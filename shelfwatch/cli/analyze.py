@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import typer
 
-from shelfwatch.cli.common import friendly_errors, settings
+from shelfwatch.cli.common import friendly_errors, segmenter_for, settings
 from shelfwatch.core.errors import BadInputError
 from shelfwatch.core.imageio import load_image
 from shelfwatch.pipeline import FixtureContext, analyze
@@ -52,9 +52,12 @@ def analyze_cmd(
     width_cm: float = typer.Option(
         None, "--fixture-width-cm", help="Fixture width, for gap sizes in cm."
     ),
+    model: Path = typer.Option(
+        None, "--model", help="Default backend with a trained detector (train's --out)."
+    ),
 ) -> None:
     """Segment shelf photos: shelves, products (with masks), gaps and counts."""
-    segmenter = get_segmenter(backend or settings().backend)
+    segmenter = segmenter_for(backend, model)
     context = _context(catalog, width_cm)
     failures = 0
     for path in images:

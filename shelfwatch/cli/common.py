@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shelfwatch.core.errors import BadInputError, ShelfWatchError
 from shelfwatch.planogram.formats import ValidationError
 from shelfwatch.settings import Settings, get_settings
+from shelfwatch.vision.base import Segmenter
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,3 +81,21 @@ def _ensure_schema(url: str, upgrade: Callable[[str], None]) -> None:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def segmenter_for(backend: str | None, model: Path | None = None) -> Segmenter:
+    """The backend by name (default: settings); ``model`` = a trained facing detector folder
+    (``shelfwatch train --out``) for the default backend."""
+    from shelfwatch.vision.registry import get_segmenter
+
+    name = backend or settings().backend
+    if model is None:
+        return get_segmenter(name)
+    if name != "opencv":
+        raise fail("--model is for the default backend; model backends read SHELFWATCH_MODEL_DIR")
+    from shelfwatch.vision.opencv_backend import OpenCVSegmenter
+
+    weights = model / "facings.onnx" if model.is_dir() else model
+    if not weights.is_file():
+        raise fail(f"{model}: no facings.onnx (train one with: shelfwatch train)")
+    return OpenCVSegmenter(weights)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from sqlalchemy.orm import Session
 
-from shelfwatch.cli.common import database, fail, friendly_errors, settings
+from shelfwatch.cli.common import database, fail, friendly_errors, segmenter_for, settings
+from shelfwatch.db.models import LabelSet
+from shelfwatch.labels.coco import LabeledImage
 from shelfwatch.services import labels as label_service
 from shelfwatch.services.timeutil import parse_date
 
@@ -17,7 +21,7 @@ labels_app = typer.Typer(
 )
 
 
-def _bar(desc: str, quiet: bool = False):
+def _bar(desc: str, quiet: bool = False) -> Callable[[int, int], None]:
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, unit="photo", disable=quiet)
@@ -111,29 +115,41 @@ def labels_list() -> None:
             )
 
 
+def _labeled_photos(
+    session: Session, labels: str, images: Path | None
+) -> tuple[LabelSet | None, list[tuple[Path, LabeledImage]]]:
+    """(label set or None, [(photo file, labels)]) for ``--labels FILE|NAME``."""
+    storage = settings().resolved_storage_dir
+    path = Path(labels)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if images is None:
+            raise fail("--images DIR is needed with a labels file")
+        return None, label_service.file_images(path, images)
+    label_set = label_service.get_label_set(session, labels)
+    return label_set, label_service.stored_images(session, label_set, storage, images)
+
+
 @friendly_errors
 def eval_cmd(
     labels: str = typer.Option(..., "--labels", help="A COCO file, or a label set's name."),
     images: Path = typer.Option(None, "--images", help="Folder with the labeled photos."),
     backend: str = typer.Option(None, "--backend", help="Backend (default: settings)."),
+    model: Path = typer.Option(
+        None, "--model", help="The default backend with a trained detector (train's --out)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """COCO AP of a backend on labeled photos, with count MAPE and gap IoU; stored in SQL."""
-    from shelfwatch.vision.registry import get_segmenter
-
-    segmenter = get_segmenter(backend or settings().backend)
-    storage = settings().resolved_storage_dir
+    segmenter = segmenter_for(backend, model)
     with database().begin() as session:
-        path = Path(labels)
-        if path.suffix.lower() == ".json" or path.is_file():
-            if images is None:
-                raise fail("--images DIR is needed with a labels file")
-            label_set, photos = None, label_service.file_images(path, images)
-        else:
-            label_set = label_service.get_label_set(session, labels)
-            photos = label_service.stored_images(session, label_set, storage, images)
+        label_set, photos = _labeled_photos(session, labels, images)
         metrics = label_service.evaluate_backend(
-            session, segmenter, photos, storage, label_set, _bar("evaluating", as_json)
+            session,
+            segmenter,
+            photos,
+            settings().resolved_storage_dir,
+            label_set,
+            _bar("evaluating", as_json),
         )
     if as_json:
         typer.echo(json.dumps(metrics))
@@ -153,3 +169,55 @@ def eval_cmd(
         typer.echo(f"{key:>17}: {metrics.get(key)}")
     for row in metrics["per_category"]:  # type: ignore[union-attr]
         typer.echo(f"{row['category']:>17}: AP50 {row['ap50']}  count MAPE {row['count_mape']}")
+
+
+@friendly_errors
+def train_cmd(
+    backend: str = typer.Option("default", "--backend", help="default (the facing detector)."),
+    labels: str = typer.Option(..., "--labels", help="A COCO file, or a label set's name."),
+    images: Path = typer.Option(None, "--images", help="Folder with the labeled photos."),
+    out: Path = typer.Option(..., "--out", help="Model folder (checkpoint, facings.onnx)."),
+    epochs: int = typer.Option(20, "--epochs", min=1),
+    steps: int = typer.Option(100, "--steps-per-epoch", min=1),
+    renders: int = typer.Option(100, "--renders", min=0, help="Rendered photos mixed in."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt."),
+) -> None:
+    """Fine-tune a backend on labeled photos; prints eval before and after."""
+    from tqdm import tqdm
+
+    from shelfwatch.services.training import train_default
+
+    if backend != "default":
+        raise fail(
+            f"training --backend {backend} is not available yet; only the default backend's "
+            "facing detector can be trained"
+        )
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    with database()() as session:
+        _, photos = _labeled_photos(session, labels, images)
+    bar = tqdm(desc="training", unit="step")
+
+    def progress(done: int, total: int, loss: float) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        bar.refresh()
+
+    info = train_default(photos, out, epochs, steps, renders, seed, device, resume, progress)
+    bar.close()
+    typer.echo(f"trained {info['steps']} steps; last loss {info['history'][-1]['loss']}")
+    with database().begin() as session:
+        for label, segmenter in (
+            ("before", segmenter_for("opencv", None)),
+            ("after", segmenter_for("opencv", out)),
+        ):
+            m = label_service.evaluate_backend(
+                session, segmenter, photos, settings().resolved_storage_dir
+            )
+            typer.echo(f"{label}: AP50 {m['ap50']}  AP {m['ap']}  count MAPE {m['count_mape']}")
+    typer.echo(f"model in {out}; use it with: shelfwatch eval --model {out} ...")

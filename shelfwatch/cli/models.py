@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shelfwatch.cli.common import friendly_errors, settings
+from shelfwatch.cli.common import fail, friendly_errors, settings
 
 models_app = typer.Typer(help="Model checkpoints of the model backends.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -276,3 +276,23 @@ def bench_dashboard(
     finally:
         if home is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@bench_app.command("real-products-coco")
+@friendly_errors
+def bench_real_products_coco(
+    out: Path = typer.Option(..., "--out", help="COCO file to write."),
+    cameras: str = typer.Option("C1,C2", "--cameras", help="Comma-separated cameras."),
+    shared: Path = typer.Option(None, "--shared", help="Folder with real-products/."),
+) -> None:
+    """../shared/real-products as COCO (outside each annotated region: crowd boxes), for
+    ``train`` and ``eval`` with ``--images <shared>/real-products/images``."""
+    from shelfwatch.bench.accuracy import real_products_coco
+
+    shared = shared or _default_shared()
+    if shared is None or not (shared / "real-products" / "labels.csv").exists():
+        raise fail("no real-products folder (../shared/real-products or --shared)")
+    doc = real_products_coco(shared / "real-products", tuple(cameras.split(",")))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc), encoding="utf-8")
+    typer.echo(f"{len(doc['images'])} photos, {len(doc['annotations'])} boxes -> {out}")

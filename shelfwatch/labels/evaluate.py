@@ -116,6 +116,11 @@ def _shelf_of(box: tuple[float, ...], scene: ShelfScene) -> int | None:
     return None
 
 
+def _inside(box: tuple[float, ...], area: tuple[float, ...]) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
+
+
 def _union_iou(a: list[tuple[float, ...]], b: list[tuple[float, ...]], h: int, w: int) -> float:
     masks = []
     for boxes in (a, b):
@@ -140,19 +145,29 @@ def evaluate(photos: list[Scored]) -> dict[str, object]:
     per_cat = _coco_eval(photos, {c: c for c in categories}, "bbox")
     ap50s = _ap50_per_category(per_cat) if per_cat else {}
 
-    def products(objs: list[LabeledObject]) -> list[LabeledObject]:
-        return [o for o in objs if o.category != GAP]
+    def products(objs: list[LabeledObject], crowd: list[LabeledObject]) -> list[LabeledObject]:
+        """Products, without those centred in a crowd box (an area left unlabeled)."""
+        return [
+            o
+            for o in objs
+            if o.category != GAP
+            and not o.iscrowd
+            and not any(_inside(o.bbox, c.bbox) for c in crowd)
+        ]
 
-    photo_counts = [(len(products(p.truth.objects)), len(products(p.predicted))) for p in photos]
+    photo_counts = []
     shelf_counts: list[tuple[int, int]] = []
     gap_ious = []
     by_category: dict[str, list[tuple[int, int]]] = {}
     for p in photos:
-        truth_shelves = Counter(_shelf_of(o.bbox, p.scene) for o in products(p.truth.objects))
-        pred_shelves = Counter(_shelf_of(o.bbox, p.scene) for o in products(p.predicted))
+        crowd = [o for o in p.truth.objects if o.iscrowd]
+        truth, predicted = products(p.truth.objects, crowd), products(p.predicted, crowd)
+        photo_counts.append((len(truth), len(predicted)))
+        truth_shelves = Counter(_shelf_of(o.bbox, p.scene) for o in truth)
+        pred_shelves = Counter(_shelf_of(o.bbox, p.scene) for o in predicted)
         shelf_counts += [(truth_shelves[k], pred_shelves[k]) for k in truth_shelves]
-        truth_cats = Counter(o.category for o in products(p.truth.objects))
-        pred_cats = Counter(o.category for o in products(p.predicted))
+        truth_cats = Counter(o.category for o in truth)
+        pred_cats = Counter(o.category for o in predicted)
         for c, n in truth_cats.items():
             by_category.setdefault(c, []).append((n, pred_cats[c]))
         truth_gaps = [o.bbox for o in p.truth.objects if o.category == GAP]

@@ -75,6 +75,23 @@ def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> n
     return fg.astype(bool)
 
 
+def product_mask(bgr: np.ndarray, back: np.ndarray | None) -> np.ndarray:
+    """A product's mask inside its box: what differs from the fixture back, holes closed.
+
+    Falls back to the whole box where the back is unknown or most of the box looks like it
+    (a pack coloured like the back).
+    """
+    h, w = bgr.shape[:2]
+    full = np.ones((h, w), bool)
+    if back is None or h < 4 or w < 4:
+        return full
+    lab, _, _, texture = zone_features(bgr)
+    fg = foreground_mask(lab, texture, back).astype(np.uint8)
+    k = max(3, (min(h, w) // 8) | 1)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    return fg.astype(bool) if fg.mean() >= 0.4 else full
+
+
 def _period(profile: np.ndarray, lo: int, hi: int) -> int | None:
     """Strongest repeat distance of a vertical-edge profile in [lo, hi] px (autocorrelation)."""
     p = profile - profile.mean()

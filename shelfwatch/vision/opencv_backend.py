@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
-from shelfwatch.vision.facings import find_facings, fixture_back_lab
+from shelfwatch.vision.facings import find_facings, fixture_back_lab, product_mask
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges, keystone, vanishing_point
 
@@ -16,12 +17,23 @@ WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the ph
 
 
 class OpenCVSegmenter:
-    """Shelf edges from long horizontal lines; facings from occupancy and vertical edges."""
+    """Shelf edges from long horizontal lines; facings from the learned detector when its
+    weights are there (shipped in the package, or ``detector``), else from occupancy and
+    vertical edges."""
 
     name = "opencv"
 
+    def __init__(self, detector: Path | None = None) -> None:
+        self.detector = detector if detector is not None else _shipped_detector()
+
     def segment(self, image: np.ndarray) -> ShelfScene:
-        return _segment(image, with_products=True)
+        return _segment(image, with_products=True, detector=self.detector)
+
+
+def _shipped_detector() -> Path | None:
+    from shelfwatch.vision.detector.infer import SHIPPED
+
+    return SHIPPED if SHIPPED.is_file() else None
 
 
 def detect_shelves(image: np.ndarray) -> list[Shelf]:
@@ -29,7 +41,7 @@ def detect_shelves(image: np.ndarray) -> list[Shelf]:
     return _segment(image, with_products=False).shelves
 
 
-def _segment(image: np.ndarray, with_products: bool) -> ShelfScene:
+def _segment(image: np.ndarray, with_products: bool, detector: Path | None = None) -> ShelfScene:
     height, width = image.shape[:2]
     scale = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
     work = (
@@ -56,7 +68,7 @@ def _segment(image: np.ndarray, with_products: bool) -> ShelfScene:
         )
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
         forward = np.vstack([rot, [0, 0, 1]]) @ forward
-    scene = _segment_upright(work, gray, with_products)
+    scene = _segment_upright(work, gray, with_products, detector)
     scene = _transform_scene(scene, np.linalg.inv(forward), width, height, ww)
     scene.quality = photo_quality(gray, tilt)
     scene.quality["perspective_corrected"] = vanishing is not None
@@ -77,7 +89,9 @@ def _looks_sideways(gray: np.ndarray, horizontal_shelves: int) -> bool:
     return len(vertical) >= 2 and len(vertical) > horizontal_shelves
 
 
-def _segment_upright(work: np.ndarray, gray: np.ndarray, with_products: bool = True) -> ShelfScene:
+def _segment_upright(
+    work: np.ndarray, gray: np.ndarray, with_products: bool = True, detector: Path | None = None
+) -> ShelfScene:
     h, w = gray.shape
     edges = find_shelf_edges(gray)
     shelves: list[Shelf] = []
@@ -110,9 +124,43 @@ def _segment_upright(work: np.ndarray, gray: np.ndarray, with_products: bool = T
                 )
             )
         gaps.extend(Gap(shelf=index, bbox=g) for g in found.gaps)
-    return ShelfScene(
-        width=w, height=h, shelves=shelves, products=Products.concat(parts), gaps=gaps
+    products = Products.concat(parts)
+    if with_products and detector is not None:
+        products, gaps = _detected_products(work, detector, zones, gaps, back)
+    return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+
+
+def _detected_products(
+    work: np.ndarray, detector: Path, zones: list, gaps: list[Gap], back: np.ndarray | None
+) -> tuple[Products, list[Gap]]:
+    """Products from the learned detector, each on the shelf whose zone holds its centre
+    (else the nearest one); occupancy gaps that a detected product covers are dropped."""
+    from shelfwatch.vision.detector.infer import detect
+
+    boxes, scores = detect(work, detector)
+    shelf = np.zeros(len(boxes), int)
+    for i, cy in enumerate((boxes[:, 1] + boxes[:, 3]) / 2):
+        if zones:
+            # the zone from the products' tops down to its shelf edge's strip
+            dist = [max(top - cy, cy - edge.y_bottom, 0) for top, _, edge in zones]
+            shelf[i] = int(np.argmin(dist)) + 1
+    keep_gaps = []
+    for g in gaps:
+        gx1, gy1, gx2, gy2 = g.bbox
+        area = max(1, (gx2 - gx1) * (gy2 - gy1))
+        ix = np.clip(np.minimum(boxes[:, 2], gx2) - np.maximum(boxes[:, 0], gx1), 0, None)
+        iy = np.clip(np.minimum(boxes[:, 3], gy2) - np.maximum(boxes[:, 1], gy1), 0, None)
+        if (ix * iy).sum() < 0.3 * area:
+            keep_gaps.append(g)
+    order = np.lexsort(((boxes[:, 0] + boxes[:, 2]) / 2, shelf)) if len(boxes) else []
+    xyxy = np.round(boxes[order]).astype(int).reshape(-1, 4)
+    products = Products(
+        xyxy=xyxy,
+        scores=scores[order],
+        masks=[product_mask(work[y1:y2, x1:x2], back) for x1, y1, x2, y2 in xyxy],
+        shelf=shelf[order],
     )
+    return products, keep_gaps
 
 
 def _project(m: np.ndarray, points: np.ndarray) -> np.ndarray:

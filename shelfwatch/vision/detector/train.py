@@ -1,0 +1,176 @@
+"""Fit the facing detector (torch) and export it to ONNX for ``infer``."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shelfwatch.vision.detector.data import Source, sample, targets
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class FacingNet(nn.Module):
+    """Five strided stages, a top-down path to 1/4 resolution, one head: heatmap, size, offset."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        c = [width, 2 * width, 4 * width, 6 * width, 8 * width]
+        self.stages = nn.ModuleList(
+            [_block(3, c[0], 2)] + [_block(a, b, 2) for a, b in zip(c[:-1], c[1:], strict=True)]
+        )
+        self.lateral = nn.ModuleList([nn.Conv2d(ch, 4 * width, 1) for ch in c[1:]])
+        self.head = nn.Sequential(
+            nn.Conv2d(4 * width, 4 * width, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(4 * width, 5, 1),
+        )
+        nn.init.constant_(self.head[-1].bias, 0.0)
+        with torch.no_grad():
+            self.head[-1].bias[0] = -2.19  # heatmap starts at p = 0.1 (CenterNet's prior)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        top = self.lateral[-1](feats[-1])
+        for lat, f in zip(reversed(self.lateral[:-1]), reversed(feats[1:-1]), strict=True):
+            top = F.interpolate(top, scale_factor=2.0, mode="nearest") + lat(f)
+        return self.head(top)
+
+
+def loss_fn(
+    out: torch.Tensor,
+    heat: torch.Tensor,
+    size: torch.Tensor,
+    offset: torch.Tensor,
+    centre: torch.Tensor,
+    valid: torch.Tensor,
+) -> torch.Tensor:
+    """CenterNet's focal loss on the heatmap and L1 on size and offset at centres."""
+    p = torch.sigmoid(out[:, 0]).clamp(1e-4, 1 - 1e-4)
+    pos = centre * valid
+    neg = (1 - centre) * valid
+    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
+    neg_loss = -(torch.log(1 - p) * p**2 * (1 - heat) ** 4 * neg).sum()
+    n = pos.sum().clamp(min=1)
+    reg = ((out[:, 1:3] - size).abs() * pos[:, None]).sum() + (
+        (out[:, 3:5] - offset).abs() * pos[:, None]
+    ).sum()
+    return (pos_loss + neg_loss) / n + 0.5 * reg / n
+
+
+def batch(sources: list[Source], rng: np.random.Generator, size: int) -> tuple[torch.Tensor, ...]:
+    xs, hs, ss, os_, cs, vs = [], [], [], [], [], []
+    for _ in range(size):
+        x, boxes, valid = sample(sources[int(rng.integers(len(sources)))], rng)
+        heat, sz, off, centre = targets(boxes, x.shape[1], x.shape[2])
+        for lst, v in zip(
+            (xs, hs, ss, os_, cs, vs), (x, heat, sz, off, centre, valid), strict=True
+        ):
+            lst.append(v)
+    return tuple(torch.from_numpy(np.stack(v)) for v in (xs, hs, ss, os_, cs, vs))
+
+
+def train(
+    sources: list[Source],
+    out_dir: Path,
+    epochs: int = 30,
+    steps_per_epoch: int = 100,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> dict[str, object]:
+    """Train from ``sources``; a checkpoint per epoch in ``out_dir``; ``resume`` continues."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    net = FacingNet().to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
+    start_epoch, history = 0, []
+    ckpt = out_dir / "checkpoint.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, history = state["epoch"], state["history"]
+    for epoch in range(start_epoch, epochs):
+        rng = np.random.default_rng(seed * 100_003 + epoch)  # the same batches after a resume
+        net.train()
+        losses = []
+        for step in range(steps_per_epoch):
+            x, heat, size, offset, centre, valid = (
+                t.to(device) for t in batch(sources, rng, batch_size)
+            )
+            loss = loss_fn(net(x), heat, size, offset, centre, valid)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if progress:
+                progress(epoch * steps_per_epoch + step + 1, total, float(np.mean(losses[-20:])))
+        history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)})
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save(
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch + 1,
+                "history": history,
+            },
+            tmp,
+        )
+        tmp.replace(ckpt)  # atomic: a kill never leaves half a checkpoint
+    export_onnx(net.cpu().eval(), out_dir / "facings.onnx")
+    info = {"epochs": epochs, "steps": epochs * steps_per_epoch, "history": history, "seed": seed}
+    (out_dir / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return info
+
+
+def export_onnx(net: nn.Module, path: Path) -> None:
+    """ONNX for OpenCV's DNN module (any input size that is a multiple of 32)."""
+    x = torch.zeros(1, 3, 320, 320)
+    # The TorchScript exporter, on purpose: the newer one needs onnxscript and gives OpenCV
+    # nothing more for this plain network; torch warns that it is legacy.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(net, x, path)
+
+
+def _export(net: nn.Module, x: torch.Tensor, path: Path) -> None:
+    torch.onnx.export(
+        net,
+        (x,),
+        str(path),
+        input_names=["image"],
+        output_names=["maps"],
+        opset_version=13,
+        dynamic_axes={"image": {2: "h", 3: "w"}, "maps": {2: "oh", 3: "ow"}},
+        dynamo=False,
+    )

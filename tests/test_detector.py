@@ -1,0 +1,151 @@
+"""The learned facing detector: shipped weights, training, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from shelfwatch.cli import app
+from shelfwatch.core.errors import ShelfWatchError
+from shelfwatch.core.imageio import load_image
+from shelfwatch.labels.coco import read_coco
+from shelfwatch.vision.detector.infer import SHIPPED, detect
+from shelfwatch.vision.evaluation import greedy_match
+
+torch = pytest.importorskip("torch")  # training needs the models extra (CI installs it)
+
+
+def test_shipped_detector_finds_rendered_products(rendered: Path) -> None:
+    coco = read_coco(rendered / "annotations.json")
+    tp = total = predicted = 0
+    for image in coco.images[:4]:
+        boxes, scores = detect(load_image(rendered / "images" / image.file_name))
+        truth = np.array([o.bbox for o in image.objects if o.category != "gap"])
+        tp += greedy_match(boxes, truth, 0.5)
+        total += len(truth)
+        predicted += len(boxes)
+        assert (scores >= 0.45).all() and (boxes[:, 2] > boxes[:, 0]).all()
+    assert SHIPPED.is_file()
+    assert tp / total > 0.95 and tp / predicted > 0.95
+
+
+def _recall(model: Path, photos: list[tuple[Path, object]], threshold: float) -> float:
+    tp = total = 0
+    for file, image in photos:
+        boxes, _ = detect(load_image(file), model, threshold)
+        truth = np.array([o.bbox for o in image.objects if o.category != "gap"])
+        tp += greedy_match(boxes, truth, 0.3)
+        total += len(truth)
+    return tp / total
+
+
+def test_training_lowers_loss_and_raises_recall(rendered: Path, tmp_path: Path) -> None:
+    """A few steps from random weights on rendered photos: the loss falls and the model finds
+    more of those photos' products than the untrained one (at a low threshold: it is young)."""
+    from shelfwatch.services.training import sources_from
+    from shelfwatch.vision.detector.train import FacingNet, export_onnx, train
+
+    coco = read_coco(rendered / "annotations.json")
+    photos = [(rendered / "images" / im.file_name, im) for im in coco.images[:4]]
+    torch.manual_seed(0)
+    export_onnx(FacingNet().eval(), tmp_path / "untrained.onnx")
+    info = train(
+        sources_from(photos),
+        tmp_path / "model",
+        epochs=4,
+        steps_per_epoch=15,
+        batch_size=4,
+        lr=4e-3,
+        seed=0,
+    )
+    losses = [h["loss"] for h in info["history"]]
+    assert losses[-1] < 0.7 * losses[0]
+    before = _recall(tmp_path / "untrained.onnx", photos, 0.1)
+    after = _recall(tmp_path / "model" / "facings.onnx", photos, 0.1)
+    assert after > before + 0.2, (before, after)
+
+
+def test_kill_then_resume_ends_with_the_same_steps(
+    rendered: Path, tmp_path: Path, home: Path
+) -> None:
+    out = tmp_path / "model"
+    cmd = [
+        sys.executable,
+        "-m",
+        "shelfwatch",
+        "train",
+        "--backend",
+        "default",
+        "--labels",
+        str(rendered / "annotations.json"),
+        "--images",
+        str(rendered),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "8",
+        "--renders",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-way: after epoch 1's checkpoint
+    proc.wait()
+    assert (out / "checkpoint.pt").exists() and not (out / "training.json").exists()
+    resumed = subprocess.run(
+        [*cmd, "--resume"], env=os.environ.copy(), capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    info = json.loads((out / "training.json").read_text())
+    assert info["steps"] == 24 and [h["epoch"] for h in info["history"]] == [1, 2, 3]
+    assert "before: AP50" in resumed.stdout and "after: AP50" in resumed.stdout
+    assert (out / "facings.onnx").is_file()
+
+
+def _run(*args: object):
+    """The CLI with these arguments (paths and numbers as text)."""
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_training_bad_input(rendered: Path, tmp_path: Path, home: Path) -> None:
+    only_gaps = json.loads((rendered / "annotations.json").read_text())
+    only_gaps["categories"].append({"id": 999, "name": "gap"})
+    for ann in only_gaps["annotations"]:
+        ann["category_id"] = 999
+    labels = tmp_path / "gaps.json"
+    labels.write_text(json.dumps(only_gaps))
+    out = tmp_path / "m"
+    result = _run("train", "--labels", labels, "--images", rendered, "--out", out, "--renders", 0)
+    assert result.exit_code == 1 and "no usable annotations" in result.stderr
+    other = _run(
+        "train", "--backend", "clipseg", "--labels", labels, "--images", rendered, "--out", out
+    )
+    assert other.exit_code == 1 and "not available yet" in other.stderr
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "facings.onnx").write_bytes(b"not a model")
+    bad = _run(
+        "eval", "--labels", rendered / "annotations.json", "--images", rendered, "--model", wrong
+    )
+    assert bad.exit_code == 1 and "not a facing detector model" in bad.stderr
+    with pytest.raises(ShelfWatchError, match="weights not found"):
+        detect(np.zeros((64, 64, 3), np.uint8), tmp_path / "none.onnx")
