@@ -11,7 +11,14 @@ import numpy as np
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.facings import find_facings, fixture_back_lab, product_mask
 from shelfwatch.vision.quality import photo_quality
-from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges, keystone, vanishing_point
+from shelfwatch.vision.shelves import (
+    estimate_tilt,
+    find_shelf_edges,
+    keystone,
+    merge_rows,
+    product_rows,
+    vanishing_point,
+)
 
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
 
@@ -105,6 +112,12 @@ def _segment_upright(
     # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
     tallest = max((b - a for a, b, _ in zones), default=0)
     zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * tallest)]
+    detected = None
+    if with_products and detector is not None:
+        from shelfwatch.vision.detector.infer import detect
+
+        detected = detect(work, detector)
+        zones = merge_rows(zones, product_rows(detected[0]))
     back = (
         fixture_back_lab(work, [(e.x1, a, e.x2, b) for a, b, e in zones]) if with_products else None
     )
@@ -125,24 +138,30 @@ def _segment_upright(
             )
         gaps.extend(Gap(shelf=index, bbox=g) for g in found.gaps)
     products = Products.concat(parts)
-    if with_products and detector is not None:
-        products, gaps = _detected_products(work, detector, zones, gaps, back)
+    if detected is not None:
+        products, gaps = _detected_products(work, *detected, zones, gaps, back)
     return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
 
 
 def _detected_products(
-    work: np.ndarray, detector: Path, zones: list, gaps: list[Gap], back: np.ndarray | None
+    work: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    zones: list,
+    gaps: list[Gap],
+    back: np.ndarray | None,
 ) -> tuple[Products, list[Gap]]:
     """Products from the learned detector, each on the shelf whose zone holds its centre
     (else the nearest one); occupancy gaps that a detected product covers are dropped."""
-    from shelfwatch.vision.detector.infer import detect
-
-    boxes, scores = detect(work, detector)
     shelf = np.zeros(len(boxes), int)
     for i, cy in enumerate((boxes[:, 1] + boxes[:, 3]) / 2):
         if zones:
             # the zone from the products' tops down to its shelf edge's strip
-            dist = [max(top - cy, cy - edge.y_bottom, 0) for top, _, edge in zones]
+            cx = (boxes[i, 0] + boxes[i, 2]) / 2
+            dist = [
+                max(top - cy, cy - edge.y_bottom, 0) + max(edge.x1 - cx, cx - edge.x2, 0)
+                for top, _, edge in zones
+            ]
             shelf[i] = int(np.argmin(dist)) + 1
     keep_gaps = []
     for g in gaps:

@@ -239,3 +239,69 @@ def keystone(vanishing: tuple[float, float], w: int, h: int) -> np.ndarray:
     s = min(w / (hi[0] - lo[0]), h / (hi[1] - lo[1]))
     fit = np.array([[s, 0, -lo[0] * s], [0, s, -lo[1] * s], [0, 0, 1]], dtype=np.float64)
     return fit @ k
+
+
+def product_rows(boxes: np.ndarray, min_products: int = 3) -> list[ShelfEdge]:
+    """Shelf rows implied by products standing side by side: boxes whose bottoms line up.
+
+    Returns one edge per row at the products' common bottom (where the shelf is), spanning
+    the row's x extent; its ``strength`` holds the row's top (a quartile of the products'
+    tops). Rows of fewer than ``min_products`` are not rows.
+    """
+    if len(boxes) == 0:
+        return []
+    height = float(np.median(boxes[:, 3] - boxes[:, 1]))
+    clusters: list[list[int]] = []
+    for i in np.argsort(boxes[:, 3]):
+        for c in clusters:
+            if abs(float(np.median(boxes[c, 3])) - boxes[i, 3]) < 0.3 * height:
+                c.append(int(i))
+                break
+        else:
+            clusters.append([int(i)])
+    rows = []
+    for c in clusters:
+        if len(c) < min_products:
+            continue
+        bottom = int(np.median(boxes[c, 3]))
+        rows.append(
+            ShelfEdge(
+                y_top=bottom,
+                y_bottom=bottom + max(2, int(0.05 * height)),
+                x1=int(boxes[c, 0].min()),
+                x2=int(boxes[c, 2].max()),
+                strength=float(np.percentile(boxes[c, 1], 25)),  # the row's top
+            )
+        )
+    return sorted(rows, key=lambda e: e.y_top)
+
+
+def merge_rows(
+    zones: list[tuple[int, int, ShelfEdge]], rows: list[ShelfEdge]
+) -> list[tuple[int, int, ShelfEdge]]:
+    """Shelf zones from the edge finder corrected by product rows.
+
+    A zone that holds two or more product rows merged several shelves (a missed edge): it is
+    replaced by those rows. A product row that no zone covers is a shelf the edge finder
+    missed (another bay, an angled shelf): it is added. Zones the rows agree with stay as
+    they are (their edges are the more precise).
+    """
+
+    def share_inside(a: tuple[float, float], b: tuple[float, float]) -> float:
+        return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / max(1e-6, a[1] - a[0])
+
+    def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+        inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+        union = max(a[1], b[1]) - min(a[0], b[0])
+        return inter / union if union > 0 else 0.0
+
+    as_zone = [(int(r.strength), r.y_top, r) for r in rows]
+    merged: list[tuple[int, int, ShelfEdge]] = []
+    for zone in zones:
+        band = (zone[0], zone[2].y_top)
+        within = [z for z in as_zone if share_inside((z[0], z[1]), band) >= 0.6]
+        merged += within if len(within) >= 2 else [zone]
+    for z in as_zone:
+        if z not in merged and all(iou((z[0], z[1]), (m[0], m[2].y_top)) < 0.3 for m in merged):
+            merged.append(z)
+    return sorted(merged, key=lambda z: (z[2].y_top, z[2].x1))
