@@ -166,7 +166,10 @@ def test_overview_kpis_trend_worst_fixtures(demo_home: Path) -> None:
     assert all(m.value.endswith("%") for m in at.metric)
     kpis = at.dataframe[0].value
     assert list(kpis["store"]) == ["S001", "S002"] and kpis["products"].min() > 0
-    assert {"osa_change", "compliance_change", "gaps_change", "previous_audit"} <= set(kpis)
+    assert {"osa_change", "compliance_change", "gaps_change", "previous_audit", "models"} <= set(
+        kpis
+    )
+    assert all("facings" in m for m in kpis["models"])  # which model produced the audit
     assert kpis["previous_audit"].notna().all()  # the demo has five audit days per store
     assert len(at.get("vega_lite_chart")) == 1  # the trend chart
     worst = at.dataframe[1].value
@@ -222,6 +225,7 @@ def test_fixture_view_layers_and_planogram(demo_home: Path) -> None:
     at = page("fixture", "boss", store="S001")
     assert not at.exception
     assert len(at.get("image")) == 1
+    assert any("Analysed by opencv (shelfwatch" in c.value for c in at.caption)
     assert [t.label for t in at.toggle] == ["Product masks", "Shelf lines", "Gaps", "SKU labels"]
     planned, observed = at.dataframe[0].value, at.dataframe[1].value
     assert list(planned.columns) == ["shelf", "position", "sku", "facings", "finding"]

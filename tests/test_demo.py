@@ -29,6 +29,9 @@ def test_demo_then_exports(cli: CliRunner, home: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(products.stdout)))
     assert list(rows[0]) == EXPORTS["products"]
     assert len(rows) > 600 and {r["store"] for r in rows} == {"S001", "S002"}
+    # Which model produced each result: the package version and the detector weights' hash.
+    versions = {r["model_version"] for r in rows}
+    assert len(versions) == 1 and versions.pop().startswith("shelfwatch 0.1.0 facings ")
 
     for kind in ("counts", "gaps", "audits", "findings"):
         res = cli.invoke(app, ["export", kind, "--store", "S002"])
@@ -55,6 +58,7 @@ def test_demo_then_exports(cli: CliRunner, home: Path) -> None:
         assert authenticate(session, "demo", password).role == "admin"
     audits = list(csv.DictReader(io.StringIO(cli.invoke(app, ["export", "audits"]).stdout)))
     assert len(audits) == 10
+    assert all(a["models"].startswith("shelfwatch 0.1.0 facings ") for a in audits)
 
     redo = cli.invoke(app, ["audit", "--store", "S001", "--date", audits[0]["date"]])
     assert redo.exit_code == 0, redo.output

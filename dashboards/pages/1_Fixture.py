@@ -50,6 +50,7 @@ with factory() as session:
     )
     layout = reporting.plan_vs_real(session, scope, photo_id)
 st.image(image, caption=f"{counts['products']} products, {counts['gaps']} gaps", width="stretch")
+st.caption(f"Analysed by {layout['model']}.")
 
 
 def _highlight(frame: pd.DataFrame) -> pd.io.formats.style.Styler:

@@ -151,6 +151,7 @@ class Photo(Base):
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     backend: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(200))  # which weights analysed it
     quality: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     store: Mapped[Store] = relationship()
@@ -228,6 +229,7 @@ class Audit(Base):
     compliance_lenient_pct: Mapped[float | None] = mapped_column(Float)
     facings_compliance_pct: Mapped[float | None] = mapped_column(Float)
     kpis: Mapped[dict | None] = mapped_column(JSON)
+    models: Mapped[str | None] = mapped_column(String(500))  # backends/model versions used
     findings: Mapped[list[ComplianceFinding]] = relationship(
         back_populates="audit", cascade="all, delete-orphan"
     )

@@ -88,6 +88,8 @@ def run_audit(session: Session, store_code: str, day: dt.date) -> AuditResult:
     follow_up(session, store.id, day, {p.fixture_id for p in latest.values()}, findings, marks)
     session.add_all(findings)
     audit.products, audit.gaps = products, gaps
+    used = {p.model_version or p.backend or "" for p in latest.values()} - {""}
+    audit.models = "; ".join(sorted(used)) or None
     for key, value in weighted_kpis(weights).items():
         setattr(audit, key, value)
     audit.kpis = {"fixtures": {code: r.kpis for code, r in reports.items()}, "warnings": warnings}

@@ -38,6 +38,7 @@ EXPORTS: dict[str, list[str]] = {
         "y2",
         "backend",
         "instance_id",
+        "model_version",
     ],
     "counts": ["photo_sha256", "store", "fixture", "captured_at", "shelf", "sku", "products"],
     "gaps": [
@@ -66,6 +67,7 @@ EXPORTS: dict[str, list[str]] = {
         "compliance_lenient_pct",
         "facings_compliance_pct",
         "computed_at",
+        "models",
     ],
     "findings": [
         "store",
@@ -154,6 +156,7 @@ def export_query(
             ProductInstance.y2,
             ProductInstance.backend,
             ProductInstance.id,
+            Photo.model_version,
         ).order_by(Photo.captured_at, Photo.id, ProductInstance.id)
         return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to, store_ids)
     if kind == "counts":
@@ -208,6 +211,7 @@ def export_query(
                 Audit.compliance_lenient_pct,
                 Audit.facings_compliance_pct,
                 Audit.computed_at,
+                Audit.models,
             )
             .join(Store, Audit.store_id == Store.id)
             .order_by(Audit.audit_date, Store.code)

@@ -282,7 +282,7 @@ def evaluate_backend(
     metrics = {
         **evaluate(scored),
         "backend": segmenter.name,
-        "model_version": model_version(segmenter.name),
+        "model_version": model_version(segmenter),
     }
     if label_set is not None:
         metrics["label_set"] = f"{label_set.name} v{label_set.version}"

@@ -92,6 +92,7 @@ def store_kpis(session: Session, day: dt.date, scope: Scope) -> list[dict[str, o
             prev.osa_pct,
             prev.compliance_strict_pct,
             prev.gaps,
+            Audit.models,
         )
         .join(Audit, (Audit.store_id == Store.id) & (Audit.audit_date == day))
         .outerjoin(open_findings, open_findings.c.audit_id == Audit.id)
@@ -113,6 +114,7 @@ def store_kpis(session: Session, day: dt.date, scope: Scope) -> list[dict[str, o
         "previous_osa_pct",
         "previous_compliance_strict_pct",
         "previous_gaps",
+        "models",
     ]
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -277,7 +279,12 @@ def photo_info(session: Session, scope: Scope, photo_id: int) -> dict[str, objec
         "fixture": photo.fixture.code,
         "captured_at": photo.captured_at,
         "status": photo.status,
+        "model": _analysed_by(photo),
     }
+
+
+def _analysed_by(photo: Photo) -> str:
+    return f"{photo.backend or '?'} ({photo.model_version or 'model version not recorded'})"
 
 
 def photo_overlay(
@@ -355,6 +362,7 @@ def plan_vs_real(session: Session, scope: Scope, photo_id: int) -> dict[str, obj
             )
     return {
         "planogram": f"{plan.name} v{plan.version}" if plan else None,
+        "model": _analysed_by(photo),
         "planned": planned,
         "observed": observed,
         "findings": len(findings),

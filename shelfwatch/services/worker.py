@@ -34,7 +34,7 @@ from shelfwatch.planogram.sku import load_signatures
 from shelfwatch.services.catalog import catalog_items, planogram_in_force, planogram_rows
 from shelfwatch.services.timeutil import as_utc
 from shelfwatch.settings import Settings
-from shelfwatch.vision.registry import get_segmenter
+from shelfwatch.vision.registry import get_segmenter, model_version
 
 log = logging.getLogger(__name__)
 WORKER_THREADS = int(os.environ.get("SHELFWATCH_WORKER_THREADS", "1"))
@@ -212,9 +212,12 @@ class Worker:
                 self._fail(ready[0][0], f"{type(exc).__name__}: {exc}")
                 return 0
             self.stats["analyse_s"] += time.perf_counter() - started
-        return sum(self._store(r[0], scene) for r, scene in zip(ready, scenes, strict=True))
+        version = model_version(segmenter)
+        return sum(
+            self._store(r[0], scene, version) for r, scene in zip(ready, scenes, strict=True)
+        )
 
-    def _store(self, photo_id: int, scene: ShelfScene) -> bool:
+    def _store(self, photo_id: int, scene: ShelfScene, version: str | None = None) -> bool:
         """Write a photo's results and mark it done, if this worker still holds its lease."""
         started = time.perf_counter()
         rows = scene_rows(photo_id, scene)  # encode masks before taking any row lock
@@ -247,6 +250,7 @@ class Worker:
                     status=PhotoStatus.done.value,
                     processed_at=_now(),
                     backend=scene.backend,
+                    model_version=version,
                     quality=scene.quality,
                     last_error=None,
                     locked_by=None,

@@ -33,6 +33,18 @@ class OpenCVSegmenter:
     def __init__(self, detector: Path | None = None) -> None:
         self.detector = detector if detector is not None else _shipped_detector()
 
+    @property
+    def model_version(self) -> str:
+        """Package version and the detector weights' content hash (a fine-tuned model differs)."""
+        import hashlib
+
+        import shelfwatch
+
+        if self.detector is None:
+            return f"shelfwatch {shelfwatch.__version__} classical"
+        digest = hashlib.sha256(self.detector.read_bytes()).hexdigest()[:12]
+        return f"shelfwatch {shelfwatch.__version__} facings {digest}"
+
     def segment(self, image: np.ndarray) -> ShelfScene:
         return _segment(image, with_products=True, detector=self.detector)
 
@@ -80,7 +92,8 @@ def _segment(image: np.ndarray, with_products: bool, detector: Path | None = Non
     scene.quality = photo_quality(gray, tilt)
     scene.quality["perspective_corrected"] = vanishing is not None
     scene.backend = OpenCVSegmenter.name
-    if _looks_sideways(gray, len(scene.shelves)):
+    # Against the edge finder's own count: rows of products can be found in any orientation.
+    if _looks_sideways(gray, len(find_shelf_edges(gray))):
         scene.quality["rotated_90"] = True
         scene.quality["low_confidence"] = True
         scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")

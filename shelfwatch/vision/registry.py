@@ -30,11 +30,16 @@ def get_segmenter(name: str) -> Segmenter:
     return _LOADED[name]
 
 
-def model_version(name: str) -> str:
-    """Which model a backend runs: the package version for the built-in one, else checkpoints."""
+def model_version(segmenter: Segmenter) -> str:
+    """Which model a backend runs: its own ``model_version`` (the default backend: package
+    version and detector weights), else the configured checkpoints."""
     import shelfwatch
     from shelfwatch.settings import get_settings
 
+    own = getattr(segmenter, "model_version", None)
+    if own:
+        return str(own)
+    name = segmenter.name
     s = get_settings()
     checkpoints = {
         "clipseg": [s.clipseg_model],
