@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -33,7 +34,7 @@ class OpenCVSegmenter:
     def __init__(self, detector: Path | None = None) -> None:
         self.detector = detector if detector is not None else _shipped_detector()
 
-    @property
+    @cached_property
     def model_version(self) -> str:
         """Package version and the detector weights' content hash (a fine-tuned model differs)."""
         import hashlib
@@ -139,6 +140,7 @@ def _segment_upright(
         shelves.append(Shelf(index, zone_top, edge.y_bottom + 1, edge.x1, edge.x2, edge.y_top))
         if not with_products:
             continue
+        # With the detector, only this zone's gaps are kept from the occupancy analysis.
         found = find_facings(work, edge.x1, edge.x2, zone_top, zone_bottom, back)
         if found.boxes:
             parts.append(
