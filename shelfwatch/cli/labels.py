@@ -104,8 +104,6 @@ def labels_list() -> None:
     """Label sets: name, version, photos, labels, source, when imported."""
     from sqlalchemy import select
 
-    from shelfwatch.db.models import LabelSet
-
     with database()() as session:
         for ls in session.scalars(select(LabelSet).order_by(LabelSet.name, LabelSet.version)):
             labels = sum(len(i.labels) for i in ls.images)
@@ -194,10 +192,6 @@ def train_cmd(
             f"training --backend {backend} is not available yet; only the default backend's "
             "facing detector can be trained"
         )
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     with database()() as session:
         _, photos = _labeled_photos(session, labels, images)
     bar = tqdm(desc="training", unit="step")

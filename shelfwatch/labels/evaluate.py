@@ -88,17 +88,15 @@ def _coco_eval(photos: list[Scored], category_of: dict[str, str], iou_type: str)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    ev.category_ids = ids  # type: ignore[attr-defined]
     return ev
 
 
 def _ap50_per_category(ev: COCOeval) -> dict[str, float]:
     precision = ev.eval["precision"]  # [iou, recall, category, area, max dets]
     out = {}
-    for name, cid in ev.category_ids.items():  # type: ignore[attr-defined]
-        k = list(ev.params.catIds).index(cid)
+    for k, cid in enumerate(ev.params.catIds):
         p = precision[0, :, k, 0, -1]
-        out[name] = float(np.mean(p[p > -1])) if (p > -1).any() else 0.0
+        out[ev.cocoGt.cats[cid]["name"]] = float(np.mean(p[p > -1])) if (p > -1).any() else 0.0
     return out
 
 

@@ -57,9 +57,13 @@ def train_default(
 ) -> dict[str, object]:
     """Fit the detector on labeled photos (weighted to half the batches) plus renders."""
     try:
+        import torch
+
         from shelfwatch.vision.detector.train import train
     except ImportError:
         raise ShelfWatchError('training needs torch: pip install -e ".[models]"') from None
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     labeled = sources_from(photos)
     if not labeled:
         raise ShelfWatchError("no usable annotations: the labels hold no product boxes")

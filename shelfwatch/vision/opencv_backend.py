@@ -88,13 +88,13 @@ def _segment(image: np.ndarray, with_products: bool, detector: Path | None = Non
         )
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
         forward = np.vstack([rot, [0, 0, 1]]) @ forward
-    scene = _segment_upright(work, gray, with_products, detector)
+    scene, edge_count = _segment_upright(work, gray, with_products, detector)
     scene = _transform_scene(scene, np.linalg.inv(forward), width, height, ww)
     scene.quality = photo_quality(gray, tilt)
     scene.quality["perspective_corrected"] = vanishing is not None
     scene.backend = OpenCVSegmenter.name
     # Against the edge finder's own count: rows of products can be found in any orientation.
-    if _looks_sideways(gray, len(find_shelf_edges(gray))):
+    if _looks_sideways(gray, edge_count):
         scene.quality["rotated_90"] = True
         scene.quality["low_confidence"] = True
         scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
@@ -112,7 +112,9 @@ def _looks_sideways(gray: np.ndarray, horizontal_shelves: int) -> bool:
 
 def _segment_upright(
     work: np.ndarray, gray: np.ndarray, with_products: bool = True, detector: Path | None = None
-) -> ShelfScene:
+) -> tuple[ShelfScene, int]:
+    """Shelves, products and gaps of an upright photo; also how many shelf edges the edge
+    finder saw (product rows may add shelves in any orientation)."""
     h, w = gray.shape
     edges = find_shelf_edges(gray)
     shelves: list[Shelf] = []
@@ -155,7 +157,8 @@ def _segment_upright(
     products = Products.concat(parts)
     if detected is not None:
         products, gaps = _detected_products(work, *detected, zones, gaps, back)
-    return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+    scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+    return scene, len(edges)
 
 
 def _detected_products(
