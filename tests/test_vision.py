@@ -115,3 +115,34 @@ def test_product_rows_split_a_merged_zone_and_add_a_missed_shelf() -> None:
     assert [(z[0], z[2].y_top) for z in zones] == [(100, 200), (220, 320), (350, 450), (480, 605)]
     assert zones[-1][2] is agreeing[2]
     assert product_rows(boxes[:2]) == []  # two products are not a row
+
+
+def _bay(gray: np.ndarray, x1: int, x2: int, rails: list[int]) -> None:
+    """Draw a bay: rails (plain bands), packs of varied shades standing on them."""
+    rng = np.random.default_rng(x1)
+    for y in rails:
+        for px in range(x1 + 10, x2 - 60, 70):
+            gray[y - int(rng.integers(50, 90)) : y, px : px + 60] = int(rng.integers(90, 200))
+        gray[y : y + 16, x1:x2] = 230
+
+
+def test_bays_with_shelves_at_their_own_heights() -> None:
+    """Two bays side by side, shelves at different heights: each bay gets its own edges; one
+    bay across the photo (and two bays at equal heights) stay a single bay."""
+    from shelfwatch.vision.shelves import find_bays, find_shelf_edges
+
+    two = np.full((900, 1200), 60, np.uint8)
+    _bay(two, 0, 600, [150, 350, 550, 750])
+    _bay(two, 600, 1200, [240, 460, 680, 860])
+    bays = find_bays(two)
+    assert len(bays) == 2 and bays[0].x2 == bays[1].x1
+    assert 400 <= bays[0].x2 <= 800
+    for bay, rails in zip(bays, ([150, 350, 550, 750], [240, 460, 680, 860]), strict=True):
+        assert [e.y_top for e in bay.edges] == pytest.approx(rails, abs=4)
+        assert all(bay.x1 <= e.x1 and e.x2 <= bay.x2 for e in bay.edges)
+    level = np.full((900, 1200), 60, np.uint8)
+    _bay(level, 0, 600, [150, 350, 550, 750])
+    _bay(level, 600, 1200, [150, 350, 550, 750])
+    (single,) = find_bays(level)
+    assert (single.x1, single.x2) == (0, 1200)
+    assert single.edges == find_shelf_edges(level)

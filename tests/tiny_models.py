@@ -11,7 +11,7 @@ from pathlib import Path
 from shelfwatch.vision.models.offline import write_char_vocab
 
 
-def build_clipseg(out: Path) -> Path:
+def build_clipseg(out: Path, image_size: int = 64, patch_size: int = 16) -> Path:
     import torch
     from transformers import (
         CLIPImageProcessor,
@@ -26,9 +26,11 @@ def build_clipseg(out: Path) -> Path:
     vocab_size, bos, eos = write_char_vocab(out)
     tokenizer = CLIPTokenizer.from_pretrained(str(out))
     images = CLIPImageProcessor(
-        size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}, do_center_crop=False
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        do_center_crop=False,
     )
-    images.size = {"height": 64, "width": 64}
+    images.size = {"height": image_size, "width": image_size}
     config = CLIPSegConfig(
         text_config={
             "vocab_size": vocab_size,
@@ -42,8 +44,8 @@ def build_clipseg(out: Path) -> Path:
             "pad_token_id": eos,
         },
         vision_config={
-            "image_size": 64,
-            "patch_size": 16,
+            "image_size": image_size,
+            "patch_size": patch_size,
             "hidden_size": 32,
             "intermediate_size": 48,
             "num_hidden_layers": 2,

@@ -198,7 +198,7 @@ def score_real_shelves(
             )
             continue
         # A detected shelf's band: from the products' tops down to its edge strip.
-        bands = [(s.y1, s.edge_y if s.edge_y is not None else s.y2) for s in scene.shelves]
+        bands = [(s.y1, s.y2) for s in scene.shelves]
         rows.append(
             {
                 "set": "real-shelves",

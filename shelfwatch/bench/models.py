@@ -95,7 +95,7 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -123,7 +123,7 @@ def _bench(backend: str, repeats: int, device_name: str) -> list[dict[str, Any]]
                     "baseline_ms": round(base, 1),
                     "speedup": round(base / ms, 2),
                     "heatmaps_ms": round(maps, 1),
-                    "peak_rss_mb": round(_peak_rss_mb(), 1),
+                    "peak_rss_mb": round(peak_rss_mb(), 1),
                     "device": str(device),
                 }
             )
@@ -152,7 +152,7 @@ def _bench(backend: str, repeats: int, device_name: str) -> list[dict[str, Any]]
                 "forward_ms": round(forward, 1),
                 "postprocess_ms": round(post, 1),
                 "transformers_postprocess_ms": round(full, 1),
-                "peak_rss_mb": round(_peak_rss_mb(), 1),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
                 "device": str(device),
                 "input": list(inputs["pixel_values"].shape[-2:]),
             }
@@ -173,7 +173,7 @@ def _int8_row(ref: Any, photo: np.ndarray, repeats: int) -> dict[str, Any]:
     ref.model = torch.ao.quantization.quantize_dynamic(
         ref.model, {torch.nn.Linear}, dtype=torch.qint8
     )
-    ref._cache.clear()
+    ref.forget_prompts()
     int8 = torch.sigmoid(ref.logits(photo, prompts))
     ms = _time(lambda: ref.logits(photo, prompts), repeats)
     return {
@@ -184,24 +184,31 @@ def _int8_row(ref: Any, photo: np.ndarray, repeats: int) -> dict[str, Any]:
         "speedup": round(base / ms, 2),
         "max_prob_delta": round(float((int8 - fp32).abs().max()), 4),
         "mean_prob_delta": round(float((int8 - fp32).abs().mean()), 5),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "device": "cpu",
     }
 
 
-def _child(backend: str, repeats: int, device: str, queue: Any) -> None:
+Bench = Callable[[str, int, str], list[dict[str, Any]]]
+
+
+def _child(bench: Bench, backend: str, repeats: int, device: str, queue: Any) -> None:
     try:
-        queue.put(_bench(backend, repeats, device))
+        queue.put(bench(backend, repeats, device))
     except Exception as exc:  # noqa: BLE001 - reported to the parent as a figure-less row
         queue.put([{"backend": backend, "error": f"{type(exc).__name__}: {exc}"}])
 
 
-def run(backends: list[str], repeats: int = 3, device: str = "auto") -> list[dict[str, Any]]:
+def run(
+    backends: list[str], repeats: int = 3, device: str = "auto", bench: Bench | None = None
+) -> list[dict[str, Any]]:
+    """``bench(backend, repeats, device)`` (default: inference) for each backend, each in a
+    process of its own so its peak RSS is its own."""
     ctx = mp.get_context("spawn")
     rows: list[dict[str, Any]] = []
     for backend in backends:
         queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(backend, repeats, device, queue))
+        proc = ctx.Process(target=_child, args=(bench or _bench, backend, repeats, device, queue))
         proc.start()
         rows.extend(_result(queue, proc, backend))
         proc.join()

@@ -84,18 +84,11 @@ def is_tty() -> bool:
 
 
 def segmenter_for(backend: str | None, model: Path | None = None) -> Segmenter:
-    """The backend by name (default: settings); ``model`` = a trained facing detector folder
-    (``shelfwatch train --out``) for the default backend."""
-    from shelfwatch.vision.registry import get_segmenter
+    """The backend by name (default: settings); ``model``: its weights instead of the
+    configured ones (a ``shelfwatch train --out`` folder, or a transformers checkpoint)."""
+    from shelfwatch.vision.registry import get_segmenter, segmenter_from
 
     name = backend or settings().backend
     if model is None:
         return get_segmenter(name)
-    if name != "opencv":
-        raise fail("--model is for the default backend; model backends read SHELFWATCH_MODEL_DIR")
-    from shelfwatch.vision.opencv_backend import OpenCVSegmenter
-
-    weights = model / "facings.onnx" if model.is_dir() else model
-    if not weights.is_file():
-        raise fail(f"{model}: no facings.onnx (train one with: shelfwatch train)")
-    return OpenCVSegmenter(weights)
+    return segmenter_from(name, str(model))

@@ -133,7 +133,7 @@ def eval_cmd(
     images: Path = typer.Option(None, "--images", help="Folder with the labeled photos."),
     backend: str = typer.Option(None, "--backend", help="Backend (default: settings)."),
     model: Path = typer.Option(
-        None, "--model", help="The default backend with a trained detector (train's --out)."
+        None, "--model", help="The backend's weights: a train --out folder or a checkpoint."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -171,13 +171,29 @@ def eval_cmd(
 
 @friendly_errors
 def train_cmd(
-    backend: str = typer.Option("default", "--backend", help="default (the facing detector)."),
+    backend: str = typer.Option(
+        "default", "--backend", help="default (the facing detector), clipseg or mask2former."
+    ),
     labels: str = typer.Option(..., "--labels", help="A COCO file, or a label set's name."),
     images: Path = typer.Option(None, "--images", help="Folder with the labeled photos."),
-    out: Path = typer.Option(..., "--out", help="Model folder (checkpoint, facings.onnx)."),
+    out: Path = typer.Option(..., "--out", help="Model folder (checkpoint, weights)."),
     epochs: int = typer.Option(20, "--epochs", min=1),
-    steps: int = typer.Option(100, "--steps-per-epoch", min=1),
-    renders: int = typer.Option(100, "--renders", min=0, help="Rendered photos mixed in."),
+    steps: int = typer.Option(
+        None, "--steps-per-epoch", min=1, help="Default: 100 (default backend), else one pass."
+    ),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help="Photos per step (default: 8 / 4 / 2 by backend)."
+    ),
+    lr: float = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (by backend)."),
+    renders: int = typer.Option(
+        100, "--renders", min=0, help="Rendered photos mixed in (default backend)."
+    ),
+    base: str = typer.Option(
+        None, "--from", help="Checkpoint to start from (hub id or folder; default: settings)."
+    ),
+    train_encoder: bool = typer.Option(
+        False, "--train-encoder", help="CLIPSeg: train CLIP too (frozen by default)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt."),
@@ -185,15 +201,22 @@ def train_cmd(
     """Fine-tune a backend on labeled photos; prints eval before and after."""
     from tqdm import tqdm
 
-    from shelfwatch.services.training import train_default
+    from shelfwatch.services.catalog import catalog_items
+    from shelfwatch.services.training import BACKENDS, TrainOptions, train_backend
+    from shelfwatch.vision.registry import segmenter_from
 
-    if backend != "default":
-        raise fail(
-            f"training --backend {backend} is not available yet; only the default backend's "
-            "facing detector can be trained"
-        )
+    if backend not in BACKENDS:
+        raise fail(f"cannot train backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if base and backend == "default":
+        raise fail("--from is for the transformers backends; the detector trains from scratch")
+    if device not in ("auto", "cpu", "cuda"):
+        raise fail("--device must be auto, cpu or cuda")
     with database()() as session:
         _, photos = _labeled_photos(session, labels, images)
+        sku_prompts = {i.sku: i.prompt or i.name for i in catalog_items(session)}
+    options = TrainOptions(
+        epochs, steps, batch_size, lr, renders, seed, device, resume, base, train_encoder
+    )
     bar = tqdm(desc="training", unit="step")
 
     def progress(done: int, total: int, loss: float) -> None:
@@ -202,16 +225,18 @@ def train_cmd(
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
         bar.refresh()
 
-    info = train_default(photos, out, epochs, steps, renders, seed, device, resume, progress)
+    info = train_backend(backend, photos, out, options, sku_prompts, progress)
     bar.close()
     typer.echo(f"trained {info['steps']} steps; last loss {info['history'][-1]['loss']}")
     with database().begin() as session:
-        for label, segmenter in (
-            ("before", segmenter_for("opencv", None)),
-            ("after", segmenter_for("opencv", out)),
-        ):
+        for label, source in (("before", base), ("after", str(out))):
+            segmenter = segmenter_from(backend, source)
             m = label_service.evaluate_backend(
                 session, segmenter, photos, settings().resolved_storage_dir
             )
-            typer.echo(f"{label}: AP50 {m['ap50']}  AP {m['ap']}  count MAPE {m['count_mape']}")
-    typer.echo(f"model in {out}; use it with: shelfwatch eval --model {out} ...")
+            typer.echo(
+                f"{label}: AP50 {m['ap50']}  AP {m['ap']}  count MAPE {m['count_mape']}  "
+                f"product IoU {m['product_iou']}"
+            )
+    name = "opencv" if backend == "default" else backend
+    typer.echo(f"model in {out}; use it with: shelfwatch eval --backend {name} --model {out} ...")

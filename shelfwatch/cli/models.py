@@ -109,6 +109,38 @@ def bench_models(
             )
 
 
+@bench_app.command("training")
+@friendly_errors
+def bench_training(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    backend: list[str] = typer.Option(
+        None, "--backend", help="default, clipseg and/or mask2former (default: all)."
+    ),
+    steps: int = typer.Option(5, "--steps", min=1, help="Timed training steps per backend."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Training photos/s of each backend at its real default size (random weights)."""
+    from shelfwatch.bench.training import BACKENDS, run
+    from shelfwatch.vision.models.loading import require_torch
+
+    require_torch()
+    chosen = backend or BACKENDS
+    unknown = sorted(set(chosen) - set(BACKENDS))
+    if unknown:
+        raise fail(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    for row in run(chosen, steps, device):
+        if as_json:
+            typer.echo(json.dumps(row))
+        elif "error" in row:
+            typer.echo(f"{row['backend']}: failed: {row['error']}")
+        else:
+            rate = next(f"{v} {k.split('_')[0]}" for k, v in row.items() if k.endswith("_per_s"))
+            typer.echo(
+                f"{row['backend']}: {rate}/s ({row['s_per_step']} s per step of {row['batch']}; "
+                f"{row['input']}), peak RSS {row['peak_rss_mb']} MB on {row['device']}"
+            )
+
+
 def _default_shared() -> Path | None:
     import shelfwatch
 

@@ -180,10 +180,24 @@ def _encode(mask: np.ndarray) -> dict[str, object]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def _decode(rle: dict[str, object]) -> np.ndarray:
+    return coco_mask.decode({"size": rle["size"], "counts": str(rle["counts"]).encode("ascii")})
+
+
+def object_mask(obj: LabeledObject, height: int, width: int) -> np.ndarray:
+    """The object's full-image mask (bool): its segmentation, or its box when it has none."""
+    if obj.rle is not None:
+        return _decode(obj.rle).astype(bool)
+    mask = np.zeros((height, width), bool)
+    x1, y1, x2, y2 = (int(round(v)) for v in obj.bbox)
+    mask[max(0, y1) : y2, max(0, x1) : x2] = True
+    return mask
+
+
 def _polygons(rle: dict[str, object]) -> list[list[float]]:
     import cv2
 
-    mask = coco_mask.decode({"size": rle["size"], "counts": str(rle["counts"]).encode("ascii")})
+    mask = _decode(rle)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
 

@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from shelfwatch.core.scene import ShelfScene
-from shelfwatch.labels.coco import GAP, PRODUCT, LabeledImage, LabeledObject
+from shelfwatch.labels.coco import GAP, PRODUCT, LabeledImage, LabeledObject, object_mask
 
 
 @dataclass
@@ -119,20 +119,21 @@ def _inside(box: tuple[float, ...], area: tuple[float, ...]) -> bool:
     return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
 
 
-def _union_iou(a: list[tuple[float, ...]], b: list[tuple[float, ...]], h: int, w: int) -> float:
+def _overlap(a: list[LabeledObject], b: list[LabeledObject], h: int, w: int) -> tuple[int, int]:
+    """(intersection, union) in px of the area ``a``'s objects cover and ``b``'s cover."""
     masks = []
-    for boxes in (a, b):
+    for objs in (a, b):
         m = np.zeros((h, w), bool)
-        for x1, y1, x2, y2 in boxes:
-            m[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))] = True
+        for o in objs:
+            m |= object_mask(o, h, w)
         masks.append(m)
-    union = (masks[0] | masks[1]).sum()
-    return float((masks[0] & masks[1]).sum() / union) if union else 1.0
+    return int((masks[0] & masks[1]).sum()), int((masks[0] | masks[1]).sum())
 
 
 def evaluate(photos: list[Scored]) -> dict[str, object]:
     """COCO box AP, AP50, AP75 and mask AP over products (any SKU counts as a product),
-    AP50 and count MAPE per category, count MAPE per photo and per shelf, gap IoU."""
+    AP50 and count MAPE per category, count MAPE per photo and per shelf, gap IoU, and the
+    product area's IoU (all photos' pixels pooled: what a referring model is judged by)."""
     categories = {o.category for p in photos for o in p.truth.objects} | {
         o.category for p in photos for o in p.predicted
     }
@@ -156,6 +157,7 @@ def evaluate(photos: list[Scored]) -> dict[str, object]:
     photo_counts = []
     shelf_counts: list[tuple[int, int]] = []
     gap_ious = []
+    product_area = np.zeros(2, np.int64)  # intersection, union
     by_category: dict[str, list[tuple[int, int]]] = {}
     for p in photos:
         crowd = [o for o in p.truth.objects if o.iscrowd]
@@ -168,10 +170,18 @@ def evaluate(photos: list[Scored]) -> dict[str, object]:
         pred_cats = Counter(o.category for o in predicted)
         for c, n in truth_cats.items():
             by_category.setdefault(c, []).append((n, pred_cats[c]))
-        truth_gaps = [o.bbox for o in p.truth.objects if o.category == GAP]
-        pred_gaps = [o.bbox for o in p.predicted if o.category == GAP]
+        h, w = p.truth.height, p.truth.width
+        truth_gaps = [o for o in p.truth.objects if o.category == GAP]
+        pred_gaps = [o for o in p.predicted if o.category == GAP]
         if truth_gaps or pred_gaps:
-            gap_ious.append(_union_iou(truth_gaps, pred_gaps, p.truth.height, p.truth.width))
+            inter, union = _overlap(truth_gaps, pred_gaps, h, w)
+            gap_ious.append(inter / union if union else 1.0)
+        product_area += _overlap(
+            [o for o in p.truth.objects if o.category != GAP],
+            [o for o in p.predicted if o.category != GAP],
+            h,
+            w,
+        )
 
     def stat(ev: COCOeval | None, k: int) -> float | None:
         return round(float(ev.stats[k]), 4) if ev is not None else None
@@ -185,6 +195,9 @@ def evaluate(photos: list[Scored]) -> dict[str, object]:
         "count_mape": _mape(photo_counts),
         "count_mape_shelf": _mape(shelf_counts),
         "gap_iou": round(float(np.mean(gap_ious)), 4) if gap_ious else None,
+        "product_iou": round(float(product_area[0] / product_area[1]), 4)
+        if product_area[1]
+        else None,
         "per_category": [
             {"category": c, "ap50": round(ap50s.get(c, 0.0), 4), "count_mape": _mape(pairs)}
             for c, pairs in sorted(by_category.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.facings import find_facings, fixture_back_lab, product_mask
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.shelves import (
+    ShelfEdge,
     estimate_tilt,
+    find_bays,
     find_shelf_edges,
     keystone,
     merge_rows,
@@ -116,24 +119,25 @@ def _segment_upright(
     """Shelves, products and gaps of an upright photo; also how many shelf edges the edge
     finder saw (product rows may add shelves in any orientation)."""
     h, w = gray.shape
-    edges = find_shelf_edges(gray)
-    shelves: list[Shelf] = []
-    parts: list[Products] = []
-    gaps: list[Gap] = []
-    zones = []
-    prev_bottom = 0
-    for edge in edges:
-        zones.append((prev_bottom, edge.y_top, edge))
-        prev_bottom = edge.y_bottom + 1
-    # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
-    tallest = max((b - a for a, b, _ in zones), default=0)
-    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * tallest)]
     detected = None
     if with_products and detector is not None:
         from shelfwatch.vision.detector.infer import detect
 
         detected = detect(work, detector)
-        zones = merge_rows(zones, product_rows(detected[0]))
+    # Side-by-side bays may hold their shelves at different heights: each bay on its own.
+    zones: list[tuple[int, int, ShelfEdge]] = []
+    edge_count = 0
+    for bay in find_bays(gray):
+        edge_count += len(bay.edges)
+        bay_zones = _edge_zones(bay.edges, h)
+        if detected is not None:
+            centres = (detected[0][:, 0] + detected[0][:, 2]) / 2
+            inside = (centres >= bay.x1) & (centres < bay.x2)
+            bay_zones = merge_rows(bay_zones, product_rows(detected[0][inside]))
+        zones += bay_zones
+    shelves: list[Shelf] = []
+    parts: list[Products] = []
+    gaps: list[Gap] = []
     back = (
         fixture_back_lab(work, [(e.x1, a, e.x2, b) for a, b, e in zones]) if with_products else None
     )
@@ -157,8 +161,38 @@ def _segment_upright(
     products = Products.concat(parts)
     if detected is not None:
         products, gaps = _detected_products(work, *detected, zones, gaps, back)
+        shelves = [_to_product_tops(s, products) for s in shelves]
     scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
-    return scene, len(edges)
+    return scene, edge_count
+
+
+def _to_product_tops(shelf: Shelf, products: Products) -> Shelf:
+    """The shelf's band starts at its products' tops (the tallest tenth aside), not at the
+    shelf above: the space over the products is not the shelf's."""
+    tops = products.xyxy[products.shelf == shelf.index, 1] if len(products) else []
+    if len(tops) < 3:
+        return shelf
+    top = int(np.percentile(tops, 10))
+    return replace(shelf, y1=min(max(shelf.y1, top), shelf.y2 - 1))
+
+
+def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdge]]:
+    """(top, bottom, edge) per shelf: from the edge above (or the photo's top) to this edge."""
+    zones = []
+    prev_bottom = 0
+    for edge in edges:
+        zones.append((prev_bottom, edge.y_top, edge))
+        prev_bottom = edge.y_bottom + 1
+    # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
+    tallest = max((b - a for a, b, _ in zones), default=0)
+    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * tallest)]
+    if len(zones) >= 3:
+        # Nothing bounds the top shelf from above: it reaches as high as the others are tall,
+        # not into the ceiling or the next fixture behind.
+        typical = float(np.median([b - a for a, b, _ in zones[1:]]))
+        top, bottom, edge = zones[0]
+        zones[0] = (max(top, int(bottom - 1.1 * typical)), bottom, edge)
+    return zones
 
 
 def _detected_products(

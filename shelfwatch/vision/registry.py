@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from shelfwatch.core.errors import ShelfWatchError
 from shelfwatch.vision.base import Segmenter
@@ -50,31 +51,41 @@ def model_version(segmenter: Segmenter) -> str:
     return " + ".join(checkpoints.get(name, [f"shelfwatch {shelfwatch.__version__}"]))
 
 
-def _opencv() -> Segmenter:
-    from shelfwatch.vision.opencv_backend import OpenCVSegmenter
-
-    return OpenCVSegmenter()
-
-
-def _clipseg() -> Segmenter:
+def segmenter_from(name: str, source: str | None = None) -> Segmenter:
+    """Backend ``name`` on the given weights, else on the configured ones: a facing detector
+    (``facings.onnx`` or its folder) for the default backend, a transformers checkpoint
+    (hub id or folder) for the model backends. Not cached: each call loads."""
     from shelfwatch.settings import get_settings
-    from shelfwatch.vision.models.clipseg import ClipSegReferrer, ClipSegSegmenter
 
     s = get_settings()
-    referrer = ClipSegReferrer.from_pretrained(s.clipseg_model, s.offline, s.device, s.quantize)
-    return ClipSegSegmenter(referrer, s.product_prompt, s.gap_prompt)
+    if name in ("opencv", "default"):
+        from shelfwatch.vision.opencv_backend import OpenCVSegmenter
 
+        if source is None:
+            return OpenCVSegmenter()
+        weights = Path(source) / "facings.onnx" if Path(source).is_dir() else Path(source)
+        if not weights.is_file():
+            raise ShelfWatchError(f"{source}: no facings.onnx (train one with: shelfwatch train)")
+        return OpenCVSegmenter(weights)
+    if name == "clipseg":
+        from shelfwatch.vision.models.clipseg import ClipSegReferrer, ClipSegSegmenter
 
-def _instances(name: str) -> Callable[[], Segmenter]:
-    def build() -> Segmenter:
-        from shelfwatch.settings import get_settings
+        referrer = ClipSegReferrer.from_pretrained(
+            source or s.clipseg_model, s.offline, s.device, s.quantize
+        )
+        return ClipSegSegmenter(referrer, s.product_prompt, s.gap_prompt)
+    if name in ("mask2former", "oneformer"):
         from shelfwatch.vision.models.instances import InstanceSegmenter
 
-        s = get_settings()
-        source = s.mask2former_model if name == "mask2former" else s.oneformer_model
-        return InstanceSegmenter.from_pretrained(name, source, s.offline, s.device)
+        configured = s.mask2former_model if name == "mask2former" else s.oneformer_model
+        return InstanceSegmenter.from_pretrained(name, source or configured, s.offline, s.device)
+    if source is not None:
+        raise ShelfWatchError(f"backend {name!r} takes no --model (it combines two models)")
+    return get_segmenter(name)
 
-    return build
+
+def _factory(name: str) -> Callable[[], Segmenter]:
+    return lambda: segmenter_from(name)
 
 
 def _fused() -> Segmenter:
@@ -96,8 +107,6 @@ def clear_cache() -> None:
     _LOADED.clear()
 
 
-register("opencv", _opencv)
-register("clipseg", _clipseg)
-register("mask2former", _instances("mask2former"))
-register("oneformer", _instances("oneformer"))
+for _name in ("opencv", "clipseg", "mask2former", "oneformer"):
+    register(_name, _factory(_name))
 register("fused", _fused)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -89,10 +89,16 @@ def strip_uniformity(strip: np.ndarray) -> float:
     return float((np.abs(columns - np.median(columns)) < 20).mean())
 
 
-def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge]:
-    """Shelf-edge strips: clusters of rows whose horizontal edges span ``min_span`` of the width."""
+def find_shelf_edges(
+    gray: np.ndarray, min_span: float = 0.55, horiz: np.ndarray | None = None
+) -> list[ShelfEdge]:
+    """Shelf-edge strips: clusters of rows whose horizontal edges span ``min_span`` of the width.
+
+    ``horiz``: the photo's horizontal edge map cut to the same columns as ``gray``, when
+    ``gray`` is part of a photo (what counts as a long line depends on the whole width).
+    """
     h, w = gray.shape
-    horiz = horizontal_edge_map(gray)
+    horiz = horizontal_edge_map(gray) if horiz is None else horiz
     frac = line_profile(horiz, _line_slack(h))
     # Peaks, not thresholded runs: on real photos many rows carry some horizontal edge.
     peaks, _ = find_peaks(frac, height=min_span, prominence=0.12, distance=3)
@@ -152,6 +158,85 @@ def find_shelf_edges(gray: np.ndarray, min_span: float = 0.55) -> list[ShelfEdge
         if all(abs(e.y_top - k.y_top) > min_gap for k in kept):
             kept.append(e)
     return _regularise(sorted(kept, key=lambda e: e.y_top))
+
+
+@dataclass(frozen=True)
+class Bay:
+    """Columns of the photo whose shelves sit at the same heights, and their shelf edges."""
+
+    x1: int
+    x2: int
+    edges: list[ShelfEdge]
+
+
+def find_bays(gray: np.ndarray, strips: int = 5, tolerance: float = 0.03) -> list[Bay]:
+    """Side-by-side bays whose shelves sit at their own heights, each with its shelf edges.
+
+    The photo is cut into vertical strips whose shelf edges are found on their own;
+    neighbouring ranges whose edges line up (at least half of each one's edges within
+    ``tolerance`` of the height of one of the other's) are one bay, and the edges of a
+    merged range are found again over its whole width, which is more reliable than a
+    strip's. A photo of one bay, or of bays with shelves at one height, is a single bay
+    with the edges found across the whole width (exactly ``find_shelf_edges(gray)``).
+    """
+    h, w = gray.shape
+    tol = tolerance * h
+    horiz = horizontal_edge_map(gray)
+
+    def edges_of(a: int, b: int, own_scale: bool = False) -> list[ShelfEdge]:
+        """Edges of columns a..b; ``own_scale``: a long line is long for these columns."""
+        part = np.ascontiguousarray(gray[:, a:b])
+        found = find_shelf_edges(part, horiz=None if own_scale else horiz[:, a:b])
+        return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
+
+    def agree(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
+        if not (a and b):
+            return False
+
+        def share(x: list[ShelfEdge], y: list[ShelfEdge]) -> float:
+            return sum(any(abs(u.y_top - v.y_top) <= tol for v in y) for u in x) / len(x)
+
+        return min(share(a, b), share(b, a)) >= 0.5
+
+    bounds = np.linspace(0, w, strips + 1).astype(int)
+    bays = [
+        Bay(int(a), int(b), edges_of(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    merged = True
+    while merged and len(bays) > 1:
+        merged = False
+        for k in range(len(bays) - 1):
+            if agree(bays[k].edges, bays[k + 1].edges):
+                x1, x2 = bays[k].x1, bays[k + 1].x2
+                bays[k : k + 2] = [Bay(x1, x2, edges_of(x1, x2))]
+                merged = True
+                break
+    # A range without edges (a wall, an aisle end, a strip across two bays' border) goes
+    # with its neighbour to the left (the first one with its right neighbour).
+    joined: list[Bay] = []
+    for bay in bays:
+        if joined and (not bay.edges or not joined[-1].edges):
+            joined[-1] = Bay(joined[-1].x1, bay.x2, joined[-1].edges or bay.edges)
+        else:
+            joined.append(bay)
+    bays = joined
+    if len(bays) == 1:
+        return [Bay(0, w, edges_of(0, w))]
+    # Bays whose shelves agree with those found across the whole width are the photo's main
+    # fixture (strips are narrow: a row of pack tops can pass for an edge there): one bay.
+    whole = edges_of(0, w)
+    main = [agree(b.edges, whole) for b in bays]
+    if all(main):
+        return [Bay(0, w, whole)]
+    out: list[Bay] = []
+    for k, bay in enumerate(bays):
+        if out and main[k] and main[k - 1]:
+            out[-1] = Bay(out[-1].x1, bay.x2, [])  # edges found below, once
+        else:
+            out.append(bay)
+    # Which columns are a bay is judged against the photo's long lines; within a bay, its
+    # own rails are what is long.
+    return [Bay(b.x1, b.x2, edges_of(b.x1, b.x2, own_scale=True)) for b in out]
 
 
 def _regularise(edges: list[ShelfEdge], ratio: float = 0.6) -> list[ShelfEdge]:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shelfwatch.vision.detector.data import Source, sample, targets
+from shelfwatch.vision.fitting import Plan, fit
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -102,51 +103,20 @@ def train(
     resume: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, object]:
-    """Train from ``sources``; a checkpoint per epoch in ``out_dir``; ``resume`` continues."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    """Train from ``sources`` (see ``fitting.fit``) and export ``out_dir/facings.onnx``."""
     random.seed(seed)
+    torch.manual_seed(seed)
     net = FacingNet().to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    total = epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
-    start_epoch, history = 0, []
-    ckpt = out_dir / "checkpoint.pt"
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"], state["history"]
-    for epoch in range(start_epoch, epochs):
-        rng = np.random.default_rng(seed * 100_003 + epoch)  # the same batches after a resume
-        net.train()
-        losses = []
-        for step in range(steps_per_epoch):
-            x, heat, size, offset, centre, valid = (
-                t.to(device) for t in batch(sources, rng, batch_size)
-            )
-            loss = loss_fn(net(x), heat, size, offset, centre, valid)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if progress:
-                progress(epoch * steps_per_epoch + step + 1, total, float(np.mean(losses[-20:])))
-        history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)})
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save(
-            {
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch + 1,
-                "history": history,
-            },
-            tmp,
+
+    def step_loss(rng: np.random.Generator) -> torch.Tensor:
+        x, heat, size, offset, centre, valid = (
+            t.to(device) for t in batch(sources, rng, batch_size)
         )
-        tmp.replace(ckpt)  # atomic: a kill never leaves half a checkpoint
+        return loss_fn(net(x), heat, size, offset, centre, valid)
+
+    meta = {"backend": "default", "epochs": epochs, "steps": steps_per_epoch, "batch": batch_size}
+    plan = Plan(epochs, steps_per_epoch, lr, seed, resume)
+    history = fit(net, step_loss, out_dir, plan, meta, progress)
     export_onnx(net.cpu().eval(), out_dir / "facings.onnx")
     info = {"epochs": epochs, "steps": epochs * steps_per_epoch, "history": history, "seed": seed}
     (out_dir / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")

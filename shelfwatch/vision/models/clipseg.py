@@ -38,6 +38,19 @@ def check_prompt(prompt: Prompt) -> None:
         raise ShelfWatchError(f"prompt too long ({len(text)} > {MAX_PROMPT_CHARS} characters)")
 
 
+def encoder_activations(model: Any, pixel_values: Any) -> list[Any]:
+    """The CLIP vision encoder's hidden states that CLIPSeg's decoder reads."""
+    vision = model.clip.vision_model(pixel_values=pixel_values, output_hidden_states=True)
+    return [vision.hidden_states[i + 1] for i in model.extract_layers]
+
+
+def decode(model: Any, activations: list[Any], conditional: Any) -> Any:
+    """(prompts, h, w) logits of CLIPSeg's decoder, one row per conditional embedding."""
+    out = model.decoder(activations, conditional)
+    logits = out.logits if hasattr(out, "logits") else out[0]
+    return logits.reshape(-1, *logits.shape[-2:])
+
+
 class ClipSegReferrer:
     """Heatmaps for prompts on photos, with cached prompt embeddings."""
 
@@ -51,6 +64,7 @@ class ClipSegReferrer:
         self.model.to(self.device)
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
+        self.source: str | None = None  # the checkpoint, when loaded by from_pretrained
 
     @classmethod
     def from_pretrained(
@@ -68,7 +82,9 @@ class ClipSegReferrer:
             model = torch.ao.quantization.quantize_dynamic(
                 model, {torch.nn.Linear}, dtype=torch.qint8
             )
-        return cls(model, processor, target)
+        referrer = cls(model, processor, target)
+        referrer.source = source
+        return referrer
 
     def _key(self, prompt: Prompt) -> str:
         if isinstance(prompt, np.ndarray):
@@ -92,12 +108,16 @@ class ClipSegReferrer:
                 for t, e in zip(texts, emb, strict=True):
                     self._remember("txt:" + t, e)
             for img in images:
-                pix = self._pixels(img)
+                pix = self.pixels(img)
                 emb = self.model.get_conditional_embeddings(
                     batch_size=1, conditional_pixel_values=pix
                 )
                 self._remember(self._key(img), emb[0])
         return torch.stack([self._cache[self._key(p)] for p in prompts])
+
+    def forget_prompts(self) -> None:
+        """Drop cached prompt embeddings (after the weights change)."""
+        self._cache.clear()
 
     def _remember(self, key: str, value: Any) -> None:
         self._cache[key] = value
@@ -105,7 +125,8 @@ class ClipSegReferrer:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _pixels(self, bgr: np.ndarray) -> Any:
+    def pixels(self, bgr: np.ndarray) -> Any:
+        """(1, 3, S, S) model input of a BGR photo, on the model's device."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         return self.processor.image_processor(images=rgb, return_tensors="pt")["pixel_values"].to(
             self.device
@@ -123,15 +144,13 @@ class ClipSegReferrer:
         cond = self.embeddings(prompts)
         b, n = len(images), len(prompts)
         with torch.inference_mode():
-            pix = torch.cat([self._pixels(image) for image in images])
-            vision = self.model.clip.vision_model(pixel_values=pix, output_hidden_states=True)
-            acts = [vision.hidden_states[i + 1] for i in self.model.extract_layers]
+            pix = torch.cat([self.pixels(image) for image in images])
+            acts = encoder_activations(self.model, pix)
             if b > 1:  # each photo's activations meet each prompt once
                 acts = [a.repeat_interleave(n, dim=0) for a in acts]
                 cond = cond.repeat(b, 1)
             # With one photo its activations broadcast against the n prompts in FiLM.
-            out = self.model.decoder(acts, cond)
-            logits = out.logits if hasattr(out, "logits") else out[0]
+            logits = decode(self.model, acts, cond)
         return logits.reshape(b, n, *logits.shape[-2:])
 
     def standard_logits(self, image: np.ndarray, prompts: list[str]) -> Any:
@@ -181,6 +200,10 @@ class ClipSegSegmenter:
         self.product_prompt = product_prompt
         self.gap_prompt = gap_prompt
         self.threshold = threshold
+
+    @property
+    def model_version(self) -> str | None:
+        return self.referrer.source
 
     def segment(self, image: np.ndarray) -> ShelfScene:
         return self.segment_batch([image])[0]

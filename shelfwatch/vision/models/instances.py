@@ -41,10 +41,16 @@ class InstanceSegmenter:
         self.threshold = threshold
         id2label = getattr(model.config, "id2label", {}) or {}
         self.keep_ids = None if not labels else {int(i) for i, n in id2label.items() if n in labels}
+        self.model_version: str | None = None  # the checkpoint, when loaded by from_pretrained
 
     @classmethod
     def from_pretrained(
-        cls, name: str, source: str, offline: bool = False, device: str = "auto"
+        cls,
+        name: str,
+        source: str,
+        offline: bool = False,
+        device: str = "auto",
+        **model_kwargs: Any,
     ) -> InstanceSegmenter:
         if name == "oneformer":
             from transformers import OneFormerForUniversalSegmentation as Model
@@ -52,8 +58,12 @@ class InstanceSegmenter:
         else:
             from transformers import AutoImageProcessor as Processor
             from transformers import Mask2FormerForUniversalSegmentation as Model
-        model, processor = load_pretrained(Model, Processor, source, MODEL_TYPES[name], offline)
-        return cls(name, model, processor, pick_device(device))
+        model, processor = load_pretrained(
+            Model, Processor, source, MODEL_TYPES[name], offline, **model_kwargs
+        )
+        segmenter = cls(name, model, processor, pick_device(device))
+        segmenter.model_version = source
+        return segmenter
 
     def inputs(self, images: list[np.ndarray]) -> dict[str, Any]:
         """One padded batch for the model (photos may differ in size)."""

@@ -52,9 +52,15 @@ def check_local_folder(path: Path, model_type: str) -> None:
 
 
 def load_pretrained(
-    model_cls: Any, processor_cls: Any, source: str, model_type: str, offline: bool
+    model_cls: Any,
+    processor_cls: Any,
+    source: str,
+    model_type: str,
+    offline: bool,
+    **model_kwargs: Any,
 ) -> tuple[Any, Any]:
-    """Model and processor from a local folder or a hub id.
+    """Model and processor from a local folder or a hub id (``model_kwargs`` go to the
+    model's ``from_pretrained``, e.g. a new class head for fine-tuning).
 
     Offline (or when the hub is unreachable) only the local cache is used, and a missing
     checkpoint is a one-line error rather than a hang.
@@ -63,16 +69,16 @@ def load_pretrained(
     local = Path(source).expanduser()
     if local.exists():
         check_local_folder(local, model_type)
-        return _load(model_cls, processor_cls, str(local), local_files_only=True)
+        return _load(model_cls, processor_cls, str(local), True, None, model_kwargs)
     if offline or os.environ.get("HF_HUB_OFFLINE") == "1":
-        return _load(model_cls, processor_cls, source, local_files_only=True, hub_id=source)
+        return _load(model_cls, processor_cls, source, True, source, model_kwargs)
     try:
-        return _load(model_cls, processor_cls, source, local_files_only=True, hub_id=source)
+        return _load(model_cls, processor_cls, source, True, source, model_kwargs)
     except ModelUnavailable:
         # Short timeouts: a machine without network must fail fast, not hang.
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-        return _load(model_cls, processor_cls, source, local_files_only=False, hub_id=source)
+        return _load(model_cls, processor_cls, source, False, source, model_kwargs)
 
 
 def _load(
@@ -80,10 +86,11 @@ def _load(
     processor_cls: Any,
     source: str,
     local_files_only: bool,
-    hub_id: str | None = None,
+    hub_id: str | None,
+    model_kwargs: dict[str, Any],
 ) -> tuple[Any, Any]:
     try:
-        model = model_cls.from_pretrained(source, local_files_only=local_files_only)
+        model = model_cls.from_pretrained(source, local_files_only=local_files_only, **model_kwargs)
         processor = processor_cls.from_pretrained(source, local_files_only=local_files_only)
     except (OSError, ValueError) as exc:
         if hub_id:
