@@ -53,7 +53,7 @@ def analyze_cmd(
         None, "--fixture-width-cm", help="Fixture width, for gap sizes in cm."
     ),
     model: Path = typer.Option(
-        None, "--model", help="Default backend with a trained detector (train's --out)."
+        None, "--model", help="The backend's weights: a train --out folder or a checkpoint."
     ),
 ) -> None:
     """Segment shelf photos: shelves, products (with masks), gaps and counts."""

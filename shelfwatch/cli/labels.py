@@ -184,7 +184,7 @@ def train_cmd(
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, help="Photos per step (default: 8 / 4 / 2 by backend)."
     ),
-    lr: float = typer.Option(None, "--lr", min=0.0, help="Peak learning rate (by backend)."),
+    lr: float = typer.Option(None, "--lr", min=1e-9, help="Peak learning rate (by backend)."),
     renders: int = typer.Option(
         100, "--renders", min=0, help="Rendered photos mixed in (default backend)."
     ),
