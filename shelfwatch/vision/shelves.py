@@ -169,15 +169,17 @@ class Bay:
     edges: list[ShelfEdge]
 
 
-def find_bays(gray: np.ndarray, strips: int = 5, tolerance: float = 0.03) -> list[Bay]:
+def find_bays(gray: np.ndarray, window: float = 0.2, tolerance: float = 0.03) -> list[Bay]:
     """Side-by-side bays whose shelves sit at their own heights, each with its shelf edges.
 
-    The photo is cut into vertical strips whose shelf edges are found on their own;
-    neighbouring ranges whose edges line up (at least half of each one's edges within
-    ``tolerance`` of the height of one of the other's) are one bay, and the edges of a
-    merged range are found again over its whole width, which is more reliable than a
-    strip's. A photo of one bay, or of bays with shelves at one height, is a single bay
-    with the edges found across the whole width (exactly ``find_shelf_edges(gray)``).
+    A window (``window`` of the width) slides along the photo; at each step the shelf edges
+    of the window to the left and of the window to the right are found on their own. Where
+    they disagree (more than 60 % of either side's edges have no edge of the other side
+    within ``tolerance`` of the height), a bay ends; the strongest such borders, at least a
+    window apart, cut the photo. Neighbouring bays whose edges line up after all are merged,
+    and bays that agree with the edges found across the whole width are the photo's main
+    fixture and stay one. A photo of one bay, or of bays with shelves at one height, is a
+    single bay with exactly ``find_shelf_edges(gray)``.
     """
     h, w = gray.shape
     tol = tolerance * h
@@ -189,19 +191,24 @@ def find_bays(gray: np.ndarray, strips: int = 5, tolerance: float = 0.03) -> lis
         found = find_shelf_edges(part, horiz=None if own_scale else horiz[:, a:b])
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
+    def share(x: list[ShelfEdge], y: list[ShelfEdge]) -> float:
+        return sum(any(abs(u.y_top - v.y_top) <= tol for v in y) for u in x) / len(x)
+
     def agree(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
-        if not (a and b):
-            return False
+        return bool(a and b) and min(share(a, b), share(b, a)) >= 0.5
 
-        def share(x: list[ShelfEdge], y: list[ShelfEdge]) -> float:
-            return sum(any(abs(u.y_top - v.y_top) <= tol for v in y) for u in x) / len(x)
-
-        return min(share(a, b), share(b, a)) >= 0.5
-
-    bounds = np.linspace(0, w, strips + 1).astype(int)
-    bays = [
-        Bay(int(a), int(b), edges_of(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    win = max(1, int(window * w))
+    borders: list[tuple[float, int]] = []
+    for x in range(win, w - win + 1, max(1, w // 20)):
+        left, right = edges_of(x - win, x), edges_of(x, x + win)
+        if left and right:  # a side without edges (a wall, an aisle end) marks no border
+            borders.append((1 - min(share(left, right), share(right, left)), x))
+    cuts: list[int] = []
+    for disagreement, x in sorted(borders, reverse=True):
+        if disagreement > 0.4 and all(abs(x - c) >= win for c in cuts):
+            cuts.append(x)
+    bounds = [0, *sorted(cuts), w]
+    bays = [Bay(a, b, edges_of(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     merged = True
     while merged and len(bays) > 1:
         merged = False
@@ -211,19 +218,10 @@ def find_bays(gray: np.ndarray, strips: int = 5, tolerance: float = 0.03) -> lis
                 bays[k : k + 2] = [Bay(x1, x2, edges_of(x1, x2))]
                 merged = True
                 break
-    # A range without edges (a wall, an aisle end, a strip across two bays' border) goes
-    # with its neighbour to the left (the first one with its right neighbour).
-    joined: list[Bay] = []
-    for bay in bays:
-        if joined and (not bay.edges or not joined[-1].edges):
-            joined[-1] = Bay(joined[-1].x1, bay.x2, joined[-1].edges or bay.edges)
-        else:
-            joined.append(bay)
-    bays = joined
     if len(bays) == 1:
         return [Bay(0, w, edges_of(0, w))]
     # Bays whose shelves agree with those found across the whole width are the photo's main
-    # fixture (strips are narrow: a row of pack tops can pass for an edge there): one bay.
+    # fixture (a window is narrow: a row of pack tops can pass for an edge there): one bay.
     whole = edges_of(0, w)
     main = [agree(b.edges, whole) for b in bays]
     if all(main):
@@ -234,8 +232,8 @@ def find_bays(gray: np.ndarray, strips: int = 5, tolerance: float = 0.03) -> lis
             out[-1] = Bay(out[-1].x1, bay.x2, [])  # edges found below, once
         else:
             out.append(bay)
-    # Which columns are a bay is judged against the photo's long lines; within a bay, its
-    # own rails are what is long.
+    # Where the bays are is judged against the photo's long lines; within a bay, its own
+    # rails are what is long.
     return [Bay(b.x1, b.x2, edges_of(b.x1, b.x2, own_scale=True)) for b in out]
 
 
