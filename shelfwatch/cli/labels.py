@@ -217,16 +217,18 @@ def train_cmd(
     options = TrainOptions(
         epochs, steps, batch_size, lr, renders, seed, device, resume, base, train_encoder
     )
-    bar = tqdm(desc="training", unit="step")
+    bars: list[tqdm] = []  # made at the first step: errors before it print no empty bar
 
     def progress(done: int, total: int, loss: float) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(desc="training", unit="step", total=total))
+        bars[0].n = done
+        bars[0].set_postfix(loss=f"{loss:.3f}", refresh=False)
+        bars[0].refresh()
 
     info = train_backend(backend, photos, out, options, sku_prompts, progress)
-    bar.close()
+    for bar in bars:
+        bar.close()
     typer.echo(f"trained {info['steps']} steps; last loss {info['history'][-1]['loss']}")
     with database().begin() as session:
         for label, source in (("before", base), ("after", str(out))):
