@@ -127,11 +127,11 @@ def _segment_upright(
     # Side-by-side bays may hold their shelves at different heights: each bay on its own.
     zones: list[tuple[int, int, ShelfEdge]] = []
     edge_count = 0
+    centres = (detected[0][:, 0] + detected[0][:, 2]) / 2 if detected is not None else None
     for bay in find_bays(gray):
         edge_count += len(bay.edges)
         bay_zones = _edge_zones(bay.edges, h)
         if detected is not None:
-            centres = (detected[0][:, 0] + detected[0][:, 2]) / 2
             inside = (centres >= bay.x1) & (centres < bay.x2)
             bay_zones = merge_rows(bay_zones, product_rows(detected[0][inside]))
         zones += bay_zones

@@ -219,7 +219,7 @@ def find_bays(gray: np.ndarray, window: float = 0.2, tolerance: float = 0.03) ->
                 merged = True
                 break
     if len(bays) == 1:
-        return [Bay(0, w, edges_of(0, w))]
+        return bays  # columns 0..w with edges_of(0, w): the whole photo's edges
     # Bays whose shelves agree with those found across the whole width are the photo's main
     # fixture (a window is narrow: a row of pack tops can pass for an edge there): one bay.
     whole = edges_of(0, w)
