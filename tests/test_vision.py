@@ -146,3 +146,19 @@ def test_bays_with_shelves_at_their_own_heights() -> None:
     (single,) = find_bays(level)
     assert (single.x1, single.x2) == (0, 1200)
     assert single.edges == find_shelf_edges(level)
+
+
+def test_a_tall_top_level_does_not_hide_the_shelves_below() -> None:
+    """Pegboard hooks over a fixture make one tall level; the shelves under it are of the
+    usual height and are all kept (a zone is short against the typical level, not the
+    tallest)."""
+    from shelfwatch.vision.opencv_backend import detect_shelves
+
+    gray = np.full((1000, 900), 60, np.uint8)
+    gray[40:420, :] = 140  # a plain pegboard panel
+    _bay(gray, 0, 900, [420, 560, 700, 840])
+    shelves = detect_shelves(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    edges = sorted(s.edge_y for s in shelves)
+    assert len(edges) >= 4
+    for rail in (560, 700, 840):
+        assert any(abs(e - rail) <= 6 for e in edges), edges

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from shelfwatch.core.imageio import load_image
-from shelfwatch.core.scene import ShelfScene
+from shelfwatch.core.scene import Shelf, ShelfScene
 from shelfwatch.pipeline import FixtureContext, analyze
 from shelfwatch.planogram.compliance import check_compliance
 from shelfwatch.planogram.formats import read_catalog, read_planogram
@@ -34,6 +34,7 @@ from shelfwatch.vision.evaluation import (
     Tally,
     gap_matches,
     greedy_match,
+    interval_iou,
     iou_matrix,
     shelf_recall,
 )
@@ -199,6 +200,7 @@ def score_real_shelves(
             continue
         # A detected shelf's band: from the products' tops down to its edge strip.
         bands = [(s.y1, s.y2) for s in scene.shelves]
+        judged, correct = shelf_precision_counts(scene.shelves, boxes)
         rows.append(
             {
                 "set": "real-shelves",
@@ -206,6 +208,8 @@ def score_real_shelves(
                 "shelves": len(truth),
                 "found": shelf_recall(bands, truth),
                 "detected": len(bands),
+                "judged": judged,
+                "correct": correct,
                 "ms": round(ms, 1),
                 "low_confidence": bool(scene.quality.get("low_confidence")),
             }
@@ -216,6 +220,25 @@ def score_real_shelves(
                 str(overlay / f"shelves-{Path(name).stem}.png"), render_overlay(image, scene)
             )
     return rows
+
+
+def shelf_precision_counts(shelves: list[Shelf], boxes: list[tuple[float, ...]]) -> tuple[int, int]:
+    """(judged, correct) detected shelves: judged when its centre lies within the columns of
+    the annotated shelves (side bays are not annotated), correct when an annotated shelf
+    overlaps its columns and its vertical extent with IoU >= 0.5. Recall alone rewards
+    finding many bands; this keeps it honest. A lower bound: an unannotated shelf inside
+    those columns (an aisle's side bay) counts as wrong."""
+    lo, hi = min(b[0] for b in boxes), max(b[2] for b in boxes)
+    judged = [s for s in shelves if lo <= (s.x1 + s.x2) / 2 <= hi]
+    correct = sum(
+        1
+        for s in judged
+        if any(
+            interval_iou((b[1], b[3]), (s.y1, s.y2)) >= 0.5 and min(b[2], s.x2) > max(b[0], s.x1)
+            for b in boxes
+        )
+    )
+    return len(judged), correct
 
 
 def score_real_products(
@@ -285,6 +308,10 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
         "part": label,
         "photos": len(rows),
         "shelf_recall": round(found / max(1, total), 4),
+        "shelf_precision": round(
+            sum(r.get("correct", 0) for r in rows) / max(1, sum(r.get("judged", 0) for r in rows)),
+            4,
+        ),
         "failed_photos": sum(1 for r in rows if "failed" in r),
         "ms_per_photo": round(float(np.mean(timed)), 1) if timed else None,
     }

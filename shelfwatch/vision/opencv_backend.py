@@ -18,10 +18,8 @@ from shelfwatch.vision.shelves import (
     estimate_tilt,
     find_bays,
     find_shelf_edges,
-    keystone,
     merge_rows,
     product_rows,
-    vanishing_point,
 )
 
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
@@ -74,15 +72,11 @@ def _segment(image: np.ndarray, with_products: bool, detector: Path | None = Non
     )
     gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
     wh, ww = gray.shape
-    # Photo -> working frame: scale, then undo the perspective of a bay shot at an angle
-    # (shelf edges converge), then the remaining tilt.
+    # Photo -> working frame: scale, then undo the tilt. Shelves seen at an angle are not
+    # rectified: a vanishing point from the photo's long lines is as often the floor's or the
+    # ceiling's, and a wrong one squeezed whole fixtures (real-shelves recall 0.90 -> 0.81);
+    # converging shelves are followed bay by bay instead.
     forward = np.diag([scale, scale, 1.0])
-    vanishing = vanishing_point(gray)
-    if vanishing is not None:
-        k = keystone(vanishing, ww, wh)
-        work = cv2.warpPerspective(work, k, (ww, wh), borderMode=cv2.BORDER_REPLICATE)
-        gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
-        forward = k @ forward
     tilt = estimate_tilt(gray)
     rot = cv2.getRotationMatrix2D((ww / 2, wh / 2), tilt, 1.0)
     if abs(tilt) > 0.3:
@@ -91,13 +85,11 @@ def _segment(image: np.ndarray, with_products: bool, detector: Path | None = Non
         )
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
         forward = np.vstack([rot, [0, 0, 1]]) @ forward
-    scene, edge_count = _segment_upright(work, gray, with_products, detector)
+    scene = _segment_upright(work, gray, with_products, detector)
     scene = _transform_scene(scene, np.linalg.inv(forward), width, height, ww)
     scene.quality = photo_quality(gray, tilt)
-    scene.quality["perspective_corrected"] = vanishing is not None
     scene.backend = OpenCVSegmenter.name
-    # Against the edge finder's own count: rows of products can be found in any orientation.
-    if _looks_sideways(gray, edge_count):
+    if _looks_sideways(gray):
         scene.quality["rotated_90"] = True
         scene.quality["low_confidence"] = True
         scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
@@ -107,17 +99,19 @@ def _segment(image: np.ndarray, with_products: bool, detector: Path | None = Non
     return scene
 
 
-def _looks_sideways(gray: np.ndarray, horizontal_shelves: int) -> bool:
-    """True when long shelf-edge lines run up and down rather than across."""
+def _looks_sideways(gray: np.ndarray) -> bool:
+    """True when long shelf-edge lines run up and down rather than across.
+
+    Edges across the whole photo both ways (bays and product rows find shelves in any
+    orientation, so their counts are no yardstick)."""
     vertical = [e for e in find_shelf_edges(np.ascontiguousarray(gray.T)) if e.strength >= 0.8]
-    return len(vertical) >= 2 and len(vertical) > horizontal_shelves
+    return len(vertical) >= 2 and len(vertical) > len(find_shelf_edges(gray))
 
 
 def _segment_upright(
     work: np.ndarray, gray: np.ndarray, with_products: bool = True, detector: Path | None = None
-) -> tuple[ShelfScene, int]:
-    """Shelves, products and gaps of an upright photo; also how many shelf edges the edge
-    finder saw (product rows may add shelves in any orientation)."""
+) -> ShelfScene:
+    """Shelves, products and gaps of an upright photo."""
     h, w = gray.shape
     detected = None
     if with_products and detector is not None:
@@ -126,10 +120,8 @@ def _segment_upright(
         detected = detect(work, detector)
     # Side-by-side bays may hold their shelves at different heights: each bay on its own.
     zones: list[tuple[int, int, ShelfEdge]] = []
-    edge_count = 0
     centres = (detected[0][:, 0] + detected[0][:, 2]) / 2 if detected is not None else None
     for bay in find_bays(gray):
-        edge_count += len(bay.edges)
         bay_zones = _edge_zones(bay.edges, h)
         if detected is not None:
             inside = (centres >= bay.x1) & (centres < bay.x2)
@@ -163,7 +155,7 @@ def _segment_upright(
         products, gaps = _detected_products(work, *detected, zones, gaps, back)
         shelves = [_to_product_tops(s, products) for s in shelves]
     scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
-    return scene, edge_count
+    return scene
 
 
 def _to_product_tops(shelf: Shelf, products: Products) -> Shelf:
@@ -184,8 +176,9 @@ def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdg
         zones.append((prev_bottom, edge.y_top, edge))
         prev_bottom = edge.y_bottom + 1
     # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
-    tallest = max((b - a for a, b, _ in zones), default=0)
-    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * tallest)]
+    # (Against the typical zone: one tall zone, such as pegboard hooks, is no yardstick.)
+    typical = float(np.median([b - a for a, b, _ in zones])) if zones else 0.0
+    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * typical)]
     if len(zones) >= 3:
         # Nothing bounds the top shelf from above: it reaches as high as the others are tall,
         # not into the ceiling or the next fixture behind.

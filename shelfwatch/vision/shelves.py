@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
 # A single thin line is a shelf edge only when it crosses this much of the width.
@@ -72,7 +73,7 @@ def line_profile(horiz: np.ndarray, slack: int, slices: int = 8) -> np.ndarray:
     shift, which follows perspective and bent shelves without a global rotation.
     """
     h, w = horiz.shape
-    bounds = np.linspace(0, w, slices + 1).astype(int)
+    bounds = np.linspace(0, w, max(1, min(slices, w)) + 1).astype(int)
     kernel = np.ones((2 * slack + 1, 1), np.uint8)
     parts = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
@@ -169,72 +170,72 @@ class Bay:
     edges: list[ShelfEdge]
 
 
-def find_bays(gray: np.ndarray, window: float = 0.2, tolerance: float = 0.03) -> list[Bay]:
+def find_bays(
+    gray: np.ndarray, columns: int = 20, window: int = 4, min_correlation: float = 0.6
+) -> list[Bay]:
     """Side-by-side bays whose shelves sit at their own heights, each with its shelf edges.
 
-    A window (``window`` of the width) slides along the photo; at each step the shelf edges
-    of the window to the left and of the window to the right are found on their own. Where
-    they disagree (more than 60 % of either side's edges have no edge of the other side
-    within ``tolerance`` of the height), a bay ends; the strongest such borders, at least a
-    window apart, cut the photo. Neighbouring bays whose edges line up after all are merged,
-    and bays that agree with the edges found across the whole width are the photo's main
-    fixture and stay one. A photo of one bay, or of bays with shelves at one height, is a
-    single bay with exactly ``find_shelf_edges(gray)``.
+    The photo is cut into ``columns`` columns, each summed up by its row profile of long
+    horizontal edges. At each cut between columns, the mean profile of the ``window`` columns
+    to its left is correlated with that of the ``window`` columns to its right: where they
+    correlate less than ``min_correlation``, the shelves change height and a bay ends (the
+    least correlated cuts first, at least a window apart). Each bay's edges are then found on
+    its own columns; neighbouring bays whose edges all line up are one bay. A photo of one
+    bay is a single bay with exactly ``find_shelf_edges(gray)``.
+
+    A correlation of profiles, not a comparison of edges found in narrow windows, decides
+    where bays are: a narrow window's edges come and go with its exact placement.
     """
     h, w = gray.shape
-    tol = tolerance * h
-    horiz = horizontal_edge_map(gray)
+    columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
+    bounds = np.linspace(0, w, columns + 1).astype(int)
+    profiles = column_profiles(horizontal_edge_map(gray), bounds)
+    scores = []
+    for cut in range(window, columns - window + 1):
+        left = profiles[cut - window : cut].mean(axis=0)
+        right = profiles[cut : cut + window].mean(axis=0)
+        scores.append((_correlation(left, right), cut))
+    cuts: list[int] = []
+    for score, cut in sorted(scores):
+        if score < min_correlation and all(abs(cut - c) >= window for c in cuts):
+            cuts.append(cut)
+    xs = [0, *(int(bounds[c]) for c in sorted(cuts)), w]
 
-    def edges_of(a: int, b: int, own_scale: bool = False) -> list[ShelfEdge]:
-        """Edges of columns a..b; ``own_scale``: a long line is long for these columns."""
-        part = np.ascontiguousarray(gray[:, a:b])
-        found = find_shelf_edges(part, horiz=None if own_scale else horiz[:, a:b])
+    def edges_of(a: int, b: int) -> list[ShelfEdge]:
+        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]))
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
-    def share(x: list[ShelfEdge], y: list[ShelfEdge]) -> float:
-        return sum(any(abs(u.y_top - v.y_top) <= tol for v in y) for u in x) / len(x)
+    def line_up(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
+        tol = 0.03 * h
+        return len(a) == len(b) > 0 and all(
+            abs(u.y_top - v.y_top) <= tol for u, v in zip(a, b, strict=True)
+        )
 
-    def agree(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
-        return bool(a and b) and min(share(a, b), share(b, a)) >= 0.5
+    bays: list[Bay] = []
+    for a, b in zip(xs[:-1], xs[1:], strict=True):
+        edges = edges_of(a, b)
+        if bays and line_up(bays[-1].edges, edges):
+            a = bays.pop().x1
+            edges = edges_of(a, b)
+        bays.append(Bay(a, b, edges))
+    return bays
 
-    win = max(1, int(window * w))
-    borders: list[tuple[float, int]] = []
-    for x in range(win, w - win + 1, max(1, w // 20)):
-        left, right = edges_of(x - win, x), edges_of(x, x + win)
-        if left and right:  # a side without edges (a wall, an aisle end) marks no border
-            borders.append((1 - min(share(left, right), share(right, left)), x))
-    cuts: list[int] = []
-    for disagreement, x in sorted(borders, reverse=True):
-        if disagreement > 0.4 and all(abs(x - c) >= win for c in cuts):
-            cuts.append(x)
-    bounds = [0, *sorted(cuts), w]
-    bays = [Bay(a, b, edges_of(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    merged = True
-    while merged and len(bays) > 1:
-        merged = False
-        for k in range(len(bays) - 1):
-            if agree(bays[k].edges, bays[k + 1].edges):
-                x1, x2 = bays[k].x1, bays[k + 1].x2
-                bays[k : k + 2] = [Bay(x1, x2, edges_of(x1, x2))]
-                merged = True
-                break
-    if len(bays) == 1:
-        return bays  # columns 0..w with edges_of(0, w): the whole photo's edges
-    # Bays whose shelves agree with those found across the whole width are the photo's main
-    # fixture (a window is narrow: a row of pack tops can pass for an edge there): one bay.
-    whole = edges_of(0, w)
-    main = [agree(b.edges, whole) for b in bays]
-    if all(main):
-        return [Bay(0, w, whole)]
-    out: list[Bay] = []
-    for k, bay in enumerate(bays):
-        if out and main[k] and main[k - 1]:
-            out[-1] = Bay(out[-1].x1, bay.x2, [])  # edges found below, once
-        else:
-            out.append(bay)
-    # Where the bays are is judged against the photo's long lines; within a bay, its own
-    # rails are what is long.
-    return [Bay(b.x1, b.x2, edges_of(b.x1, b.x2, own_scale=True)) for b in out]
+
+def column_profiles(horiz: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per column between ``bounds``: the share of its pixels on a long horizontal edge, per
+    row, blurred over a few rows so a line that drifts a little still lines up."""
+    shares = [
+        horiz[:, a:b].mean(axis=1, dtype=np.float32)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    return gaussian_filter1d(np.stack(shares), max(1.0, 0.006 * horiz.shape[0]), axis=1)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 when a side has no lines at all (a wall is not the next bay's
+    continuation)."""
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-9))
 
 
 def _regularise(edges: list[ShelfEdge], ratio: float = 0.6) -> list[ShelfEdge]:
@@ -256,72 +257,6 @@ def _regularise(edges: list[ShelfEdge], ratio: float = 0.6) -> list[ShelfEdge]:
         a, b = edges[short], edges[short + 1]
         edges.remove(a if a.strength < b.strength else b)
     return edges
-
-
-def vanishing_point(gray: np.ndarray, max_angle: float = 35.0) -> tuple[float, float] | None:
-    """Where the shelf-edge lines of a photo taken at an angle converge, if they do.
-
-    Long near-horizontal segments vote (RANSAC over pairs, weighted by length); returns the
-    point in pixel coordinates, or None when the lines are near parallel (frontal photos).
-    """
-    h, w = gray.shape
-    edges = cv2.Canny(gray, 60, 160)
-    found = cv2.HoughLinesP(
-        edges,
-        1,
-        np.pi / 360,
-        threshold=max(40, w // 12),
-        minLineLength=w // 8,
-        maxLineGap=max(6, w // 120),
-    )
-    if found is None:
-        return None
-    seg = np.asarray(found, dtype=np.float64).reshape(-1, 4)
-    d = seg[:, 2:] - seg[:, :2]
-    angles = np.degrees(np.arctan2(d[:, 1], d[:, 0]))
-    angles = (angles + 90) % 180 - 90
-    seg, d = seg[np.abs(angles) < max_angle], d[np.abs(angles) < max_angle]
-    if len(seg) < 4:
-        return None
-    length = np.hypot(d[:, 0], d[:, 1])
-    mid = (seg[:, :2] + seg[:, 2:]) / 2
-    unit = d / length[:, None]
-    lines = np.cross(np.c_[seg[:, :2], np.ones(len(seg))], np.c_[seg[:, 2:], np.ones(len(seg))])
-    rng = np.random.default_rng(0)
-    best, best_score = None, 0.0
-    for _ in range(300):
-        i, j = rng.choice(len(seg), 2, replace=False)
-        p = np.cross(lines[i], lines[j])
-        if abs(p[2]) < 1e-9:
-            continue
-        v = p[:2] / p[2]
-        to_v = v - mid
-        to_v /= np.linalg.norm(to_v, axis=1)[:, None] + 1e-9
-        # A segment agrees when it points at the candidate within about a degree.
-        agree = np.abs(to_v[:, 0] * unit[:, 1] - to_v[:, 1] * unit[:, 0]) < 0.02
-        score = float(length[agree].sum())
-        if score > best_score:
-            best, best_score = v, score
-    if best is None or best_score < 0.4 * length.sum():
-        return None
-    if abs(best[0] - w / 2) > 4 * w or 0 <= best[0] <= w:
-        return None  # near parallel lines, or a point inside the photo (not a shelf view)
-    return float(best[0]), float(best[1])
-
-
-def keystone(vanishing: tuple[float, float], w: int, h: int) -> np.ndarray:
-    """Homography that makes lines through ``vanishing`` parallel, fitted into (w, h)."""
-    cx, cy = w / 2, h / 2
-    vx = vanishing[0] - cx
-    to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
-    project = np.array([[1, 0, 0], [0, 1, 0], [-1 / vx, 0, 1]], dtype=np.float64)
-    k = project @ to_centre
-    corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64) @ k.T
-    corners = corners[:, :2] / corners[:, 2:]
-    lo, hi = corners.min(axis=0), corners.max(axis=0)
-    s = min(w / (hi[0] - lo[0]), h / (hi[1] - lo[1]))
-    fit = np.array([[s, 0, -lo[0] * s], [0, s, -lo[1] * s], [0, 0, 1]], dtype=np.float64)
-    return fit @ k
 
 
 def product_rows(boxes: np.ndarray, min_products: int = 3) -> list[ShelfEdge]:
