@@ -6,8 +6,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def train_command(*args: object) -> list[str]:
+    """``shelfwatch train ARGS`` as a subprocess command line."""
+    return [sys.executable, "-m", "shelfwatch", "train", *map(str, args)]
 
 
 def kill_then_resume(cmd: list[str], out: Path, timeout: float = 300) -> tuple[dict, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from shelfwatch.core.imageio import load_image
 from shelfwatch.labels.coco import read_coco
 from shelfwatch.vision.detector.infer import SHIPPED, detect
 from shelfwatch.vision.evaluation import greedy_match
-from tests.processes import kill_then_resume
+from tests.processes import kill_then_resume, train_command
 
 torch = pytest.importorskip("torch")  # training needs the models extra (CI installs it)
 
@@ -75,26 +74,11 @@ def test_kill_then_resume_ends_with_the_same_steps(
     rendered: Path, tmp_path: Path, home: Path
 ) -> None:
     out = tmp_path / "model"
-    cmd = [
-        sys.executable,
-        "-m",
-        "shelfwatch",
-        "train",
-        "--backend",
-        "default",
-        "--labels",
-        str(rendered / "annotations.json"),
-        "--images",
-        str(rendered),
-        "--out",
-        str(out),
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "8",
-        "--renders",
-        "0",
-    ]
+    cmd = train_command(
+        "--backend", "default",
+        "--labels", rendered / "annotations.json", "--images", rendered,
+        "--out", out, "--epochs", 3, "--steps-per-epoch", 8, "--renders", 0,
+    )  # fmt: skip
     info, stdout = kill_then_resume(cmd, out)
     assert info["steps"] == 24 and [h["epoch"] for h in info["history"]] == [1, 2, 3]
     assert "before: AP50" in stdout and "after: AP50" in stdout

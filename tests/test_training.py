@@ -4,7 +4,6 @@ trained for a few hundred steps on rendered photos through ``shelfwatch train``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -25,7 +24,7 @@ from shelfwatch.labels.coco import (  # noqa: E402
 )
 from shelfwatch.settings import get_settings  # noqa: E402
 from shelfwatch.vision import registry  # noqa: E402
-from tests.processes import kill_then_resume  # noqa: E402
+from tests.processes import kill_then_resume, train_command  # noqa: E402
 from tests.tiny_models import build_clipseg, build_mask2former  # noqa: E402
 
 
@@ -149,26 +148,11 @@ def test_clipseg_kill_then_resume_ends_with_the_same_steps(
 ) -> None:
     base = build_clipseg(tmp_path / "base")
     out = tmp_path / "trained"
-    cmd = [
-        sys.executable,
-        "-m",
-        "shelfwatch",
-        "train",
-        "--backend",
-        "clipseg",
-        "--from",
-        str(base),
-        "--labels",
-        str(shelf_crops / "annotations.json"),
-        "--images",
-        str(shelf_crops),
-        "--out",
-        str(out),
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "30",
-    ]
+    cmd = train_command(
+        "--backend", "clipseg", "--from", base,
+        "--labels", shelf_crops / "annotations.json", "--images", shelf_crops,
+        "--out", out, "--epochs", 3, "--steps-per-epoch", 30,
+    )  # fmt: skip
     info, stdout = kill_then_resume(cmd, out)
     assert info["steps"] == 90 and [h["epoch"] for h in info["history"]] == [1, 2, 3]
     # A fresh run to the end draws the same batches: the same losses, epoch for epoch.

@@ -105,7 +105,9 @@ def _looks_sideways(gray: np.ndarray) -> bool:
     Edges across the whole photo both ways (bays and product rows find shelves in any
     orientation, so their counts are no yardstick)."""
     vertical = [e for e in find_shelf_edges(np.ascontiguousarray(gray.T)) if e.strength >= 0.8]
-    return len(vertical) >= 2 and len(vertical) > len(find_shelf_edges(gray))
+    if len(vertical) < 2:
+        return False  # most photos: no need to find the edges across
+    return len(vertical) > len(find_shelf_edges(gray))
 
 
 def _segment_upright(
@@ -177,8 +179,8 @@ def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdg
         prev_bottom = edge.y_bottom + 1
     # A zone much lower than its neighbours lies above the fixture's top, not on a shelf.
     # (Against the typical zone: one tall zone, such as pegboard hooks, is no yardstick.)
-    typical = float(np.median([b - a for a, b, _ in zones])) if zones else 0.0
-    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * typical)]
+    median_level = float(np.median([b - a for a, b, _ in zones])) if zones else 0.0
+    zones = [z for z in zones if z[1] - z[0] >= max(0.04 * h, 0.4 * median_level)]
     if len(zones) >= 3:
         # Nothing bounds the top shelf from above: it reaches as high as the others are tall,
         # not into the ceiling or the next fixture behind.

@@ -189,7 +189,8 @@ def find_bays(
     h, w = gray.shape
     columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
     bounds = np.linspace(0, w, columns + 1).astype(int)
-    profiles = column_profiles(horizontal_edge_map(gray), bounds)
+    horiz = horizontal_edge_map(gray)
+    profiles = column_profiles(horiz, bounds)
     scores = []
     for cut in range(window, columns - window + 1):
         left = profiles[cut - window : cut].mean(axis=0)
@@ -202,7 +203,9 @@ def find_bays(
     xs = [0, *(int(bounds[c]) for c in sorted(cuts)), w]
 
     def edges_of(a: int, b: int) -> list[ShelfEdge]:
-        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]))
+        # A bay's own long lines (its map is made at its width); the whole photo's is at hand.
+        whole = horiz if (a, b) == (0, w) else None
+        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=whole)
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
     def line_up(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
