@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -66,7 +67,15 @@ def test_counts_and_json_contract() -> None:
     assert {"image", "width", "height", "shelves", "products", "gaps", "counts"} <= set(record)
     assert record["products"][0] == {"bbox": [0, 0, 5, 10], "score": 0.9, "shelf": 1, "sku": "A"}
     assert record["gaps"][0]["width_px"] == 8 and record["gaps"][0]["shelf"] == 2
-    assert record["shelves"] == [{"index": 1, "y1": 0, "y2": 12}, {"index": 2, "y1": 12, "y2": 30}]
+    assert record["shelves"] == [
+        {"index": 1, "y1": 0, "y2": 12, "x1": 0, "x2": 40, "bay": 1},
+        {"index": 2, "y1": 12, "y2": 30, "x1": 0, "x2": 40, "bay": 1},
+    ]
+    bays = replace(scene, shelves=[Shelf(1, 0, 12, 0, 18, bay=1), Shelf(2, 0, 14, 18, 40, bay=2)])
+    assert [(s["x1"], s["x2"], s["bay"]) for s in bays.to_json("p.jpg")["shelves"]] == [
+        (0, 18, 1),
+        (18, 40, 2),
+    ]
 
 
 def test_rle_round_trip() -> None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from shelfwatch.core.imageio import load_image
 from shelfwatch.core.scene import Shelf, ShelfScene
+from shelfwatch.labels.shared import read_boxes
 from shelfwatch.pipeline import FixtureContext, analyze
 from shelfwatch.planogram.compliance import check_compliance
 from shelfwatch.planogram.formats import read_catalog, read_planogram
@@ -167,20 +168,12 @@ def score_rendered(
     return score
 
 
-def _read_boxes(path: Path) -> dict[str, list[tuple[float, ...]]]:
-    out: dict[str, list[tuple[float, ...]]] = defaultdict(list)
-    with path.open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            out[row["image"]].append(tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2")))
-    return out
-
-
 def score_real_shelves(
     folder: Path, segmenter: Segmenter, overlay: Path | None = None
 ) -> list[dict[str, Any]]:
     """Per photo: annotated shelves found (vertical IoU >= 0.5), failures, time."""
     rows = []
-    for name, boxes in sorted(_read_boxes(folder / "shelves.csv").items()):
+    for name, boxes in sorted(read_boxes(folder / "shelves.csv").items()):
         truth = [(b[1], b[3]) for b in boxes]
         try:
             image = load_image(folder / "images" / name)
@@ -201,6 +194,7 @@ def score_real_shelves(
         # A detected shelf's band: from the products' tops down to its edge strip.
         bands = [(s.y1, s.y2) for s in scene.shelves]
         judged, correct = shelf_precision_counts(scene.shelves, boxes)
+        matched, _, matched_area, judged_area = one_to_one_shelves(scene.shelves, boxes)
         rows.append(
             {
                 "set": "real-shelves",
@@ -210,6 +204,9 @@ def score_real_shelves(
                 "detected": len(bands),
                 "judged": judged,
                 "correct": correct,
+                "matched": matched,
+                "matched_area": matched_area,
+                "judged_area": judged_area,
                 "ms": round(ms, 1),
                 "low_confidence": bool(scene.quality.get("low_confidence")),
             }
@@ -245,8 +242,8 @@ def score_real_products(
     folder: Path, segmenter: Segmenter, overlay: Path | None = None
 ) -> list[dict[str, Any]]:
     """Per photo: product precision/recall at IoU 0.5 inside the annotated region."""
-    labels = _read_boxes(folder / "labels.csv")
-    regions = {k: v[0] for k, v in _read_boxes(folder / "regions.csv").items()}
+    labels = read_boxes(folder / "labels.csv")
+    regions = {k: v[0] for k, v in read_boxes(folder / "regions.csv").items()}
     rows = []
     for name in sorted(labels):
         truth = np.array(labels[name])
@@ -312,6 +309,17 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
             sum(r.get("correct", 0) for r in rows) / max(1, sum(r.get("judged", 0) for r in rows)),
             4,
         ),
+        # One to one: each annotated shelf its own detected shelf (see one_to_one_shelves).
+        "shelf_recall_1to1": round(sum(r.get("matched", 0) for r in rows) / max(1, total), 4),
+        "shelf_precision_1to1": round(
+            sum(r.get("matched_area", 0) for r in rows)
+            / max(1, sum(r.get("judged_area", 0) for r in rows)),
+            4,
+        ),
+        "shelf_precision_1to1_columns": round(
+            sum(r.get("matched", 0) for r in rows) / max(1, sum(r.get("judged", 0) for r in rows)),
+            4,
+        ),
         "failed_photos": sum(1 for r in rows if "failed" in r),
         "ms_per_photo": round(float(np.mean(timed)), 1) if timed else None,
     }
@@ -324,19 +332,186 @@ def real_products_coco(folder: Path, cameras: tuple[str, ...]) -> dict[str, Any]
     become crowd boxes (``iscrowd`` 1), which COCOeval and training both ignore. File names
     are the photos' own, so ``--images`` is ``real-products/images`` itself (nothing copied).
     """
-    from shelfwatch.labels.coco import PRODUCT, LabeledImage, LabeledObject, to_coco
+    from shelfwatch.labels.coco import PRODUCT, to_coco
+    from shelfwatch.labels.shared import real_products
 
-    boxes = _read_boxes(folder / "labels.csv")
-    regions = {k: v[0] for k, v in _read_boxes(folder / "regions.csv").items()}
-    images = []
-    for name in sorted(boxes):
-        if name.split("_")[0] not in cameras:
+    return to_coco(real_products(folder, cameras), [PRODUCT], segmentation="rle")
+
+
+def one_to_one_shelves(
+    shelves: list[Shelf], boxes: list[tuple[float, ...]]
+) -> tuple[int, int, int, int]:
+    """Each annotated shelf needs its own detected shelf (vertical IoU >= 0.5, columns
+    overlapping), matched one to one (Hungarian assignment on the vertical IoU): one band
+    over three annotated shelves matches one of them, not three.
+
+    Returns (matched, judged, matched in area, judged in area). ``judged``: detected shelves
+    centred within the annotated columns (as ``shelf_precision_counts``: a lower bound, since
+    the unannotated lower shelves or side bay of a photo count as wrong there); "in area":
+    centred within the box around all annotated shelves, where the annotators boxed every
+    shelf."""
+    from scipy.optimize import linear_sum_assignment
+
+    lo, hi = min(b[0] for b in boxes), max(b[2] for b in boxes)
+    top, bottom = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    judged = [s for s in shelves if lo <= (s.x1 + s.x2) / 2 <= hi]
+    if not judged:
+        return 0, 0, 0, 0
+    in_area = np.array([top <= (s.y1 + s.y2) / 2 <= bottom for s in judged])
+    iou = np.array(
+        [
+            [
+                interval_iou((b[1], b[3]), (s.y1, s.y2)) if min(b[2], s.x2) > max(b[0], s.x1) else 0
+                for s in judged
+            ]
+            for b in boxes
+        ]
+    )
+    rows, cols = linear_sum_assignment(-iou)
+    hit = iou[rows, cols] >= 0.5
+    return int(hit.sum()), len(judged), int(in_area[cols[hit]].sum()), int(in_area.sum())
+
+
+def score_real_counts(folder: Path, segmenter: Segmenter) -> list[dict[str, Any]]:
+    """Per annotated shelf of ``counts.csv``: a person's product count and the products
+    detected whose centre lies in the shelf's box (as the shared README says to score)."""
+    rows = []
+    by_image: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with (folder / "counts.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            by_image[row["image"]].append(row)
+    for name, shelves in sorted(by_image.items()):
+        image = load_image(folder / "images" / name)
+        centres = segmenter.segment(image).products.centers.reshape(-1, 2)
+        for row in shelves:
+            x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+            inside = (
+                (centres[:, 0] >= x1)
+                & (centres[:, 0] <= x2)
+                & (centres[:, 1] >= y1)
+                & (centres[:, 1] <= y2)
+            )
+            rows.append(
+                {
+                    "set": "real-shelves-counts",
+                    "image": name,
+                    "shelf": int(row["shelf"]),
+                    "products": int(row["products"]),
+                    "detected": int(inside.sum()),
+                }
+            )
+    return rows
+
+
+def summarise_counts(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    errors = [abs(r["detected"] - r["products"]) / max(1, r["products"]) for r in rows]
+    return {
+        "set": "real-shelves-counts",
+        "part": label,
+        "photos": len({r["image"] for r in rows}),
+        "shelves": len(rows),
+        "count_mape_shelf": round(100 * float(np.mean(errors)), 2) if errors else None,
+        "products": sum(r["products"] for r in rows),
+        "detected": sum(r["detected"] for r in rows),
+    }
+
+
+def score_real_gaps(folder: Path, segmenter: Segmenter, part: str = "all") -> list[dict[str, Any]]:
+    """Per photo of ``real-gaps`` (``part``: ``all``, ``train`` or ``held-out``): voids found
+    and reported gaps right, by area (a void is found when reported gaps cover at least half
+    of it; a reported gap is right when at least half of it lies on voids), and the pixel
+    areas for the IoU."""
+    from shelfwatch.labels.shared import held_out
+
+    rows = []
+    for name, voids in sorted(read_boxes(folder / "labels.csv").items()):
+        if part != "all" and held_out(name) != (part == "held-out"):
             continue
-        h, w = load_image(folder / "images" / name).shape[:2]
-        objects = [LabeledObject(PRODUCT, b) for b in boxes[name]]  # type: ignore[arg-type]
-        rx1, ry1, rx2, ry2 = regions.get(name, (0, 0, w, h))
-        for strip in ((0, 0, w, ry1), (0, ry2, w, h), (0, ry1, rx1, ry2), (rx2, ry1, w, ry2)):
-            if strip[2] - strip[0] >= 1 and strip[3] - strip[1] >= 1:
-                objects.append(LabeledObject(PRODUCT, strip, iscrowd=1))  # type: ignore[arg-type]
-        images.append(LabeledImage(name, w, h, objects))
-    return to_coco(images, [PRODUCT], segmentation="rle")
+        image = load_image(folder / "images" / name)
+        start = time.perf_counter()
+        scene = segmenter.segment(image)
+        ms = (time.perf_counter() - start) * 1000
+        h, w = image.shape[:2]
+        truth = _box_union(voids, h, w)
+        reported = _box_union([g.bbox for g in scene.gaps], h, w)
+        found = sum(1 for v in voids if _share_on(v, reported) >= 0.5)
+        right = sum(1 for g in scene.gaps if _share_on(g.bbox, truth) >= 0.5)
+        rows.append(
+            {
+                "set": "real-gaps",
+                "image": name,
+                "part": "held-out" if held_out(name) else "train",
+                "voids": len(voids),
+                "found": found,
+                "reported": len(scene.gaps),
+                "right": right,
+                "inter_px": int((truth & reported).sum()),
+                "union_px": int((truth | reported).sum()),
+                "ms": round(ms, 1),
+            }
+        )
+    return rows
+
+
+def _box_union(boxes: list, h: int, w: int) -> np.ndarray:
+    out = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in boxes:
+        out[int(max(0, y1)) : int(np.ceil(y2)), int(max(0, x1)) : int(np.ceil(x2))] = True
+    return out
+
+
+def _share_on(box: tuple, area: np.ndarray) -> float:
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    part = area[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
+    return float(part.mean()) if part.size else 0.0
+
+
+def summarise_gaps(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    voids, reported = sum(r["voids"] for r in rows), sum(r["reported"] for r in rows)
+    return {
+        "set": "real-gaps",
+        "part": label,
+        "photos": len(rows),
+        "void_recall": round(sum(r["found"] for r in rows) / max(1, voids), 4),
+        "gap_precision": round(sum(r["right"] for r in rows) / reported, 4) if reported else None,
+        "pixel_iou": round(
+            sum(r["inter_px"] for r in rows) / max(1, sum(r["union_px"] for r in rows)), 4
+        ),
+        "voids": voids,
+        "reported": reported,
+        "ms_per_photo": round(float(np.mean([r["ms"] for r in rows])), 1) if rows else None,
+    }
+
+
+SPEED_SIZES = {"1600x1200": (1600, 1200), "8MP 3264x2448": (3264, 2448)}
+
+
+def score_speed(photos: list[Path], segmenter: Segmenter, repeats: int = 1) -> list[dict[str, Any]]:
+    """Whole-photo analysis time at 1600x1200 and at 8 MP (photos resized to each), the mean
+    of each stage where the backend reports its stages (``last_timings``), after a warm-up."""
+    rows = []
+    images = [load_image(p) for p in photos]
+    if images:
+        segmenter.segment(cv2.resize(images[0], SPEED_SIZES["1600x1200"]))  # warm-up
+    for label, size in SPEED_SIZES.items():
+        totals: list[float] = []
+        stages: dict[str, list[float]] = defaultdict(list)
+        for image in images:
+            resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                segmenter.segment(resized)
+                totals.append(1000 * (time.perf_counter() - start))
+                for stage, ms in getattr(segmenter, "last_timings", {}).items():
+                    stages[stage].append(ms)
+        rows.append(
+            {
+                "set": "speed",
+                "size": label,
+                "photos": len(images),
+                "ms_per_photo": round(float(np.mean(totals)), 1) if totals else None,
+                "ms_median": round(float(np.median(totals)), 1) if totals else None,
+                "stages_ms": {k: round(float(np.mean(v)), 1) for k, v in stages.items()},
+            }
+        )
+    return rows

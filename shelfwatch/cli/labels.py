@@ -174,8 +174,17 @@ def train_cmd(
     backend: str = typer.Option(
         "default", "--backend", help="default (the facing detector), clipseg or mask2former."
     ),
-    labels: str = typer.Option(..., "--labels", help="A COCO file, or a label set's name."),
+    labels: str = typer.Option(
+        None, "--labels", help="A COCO file, or a label set's name (optional with --shared)."
+    ),
     images: Path = typer.Option(None, "--images", help="Folder with the labeled photos."),
+    shared: Path = typer.Option(
+        None,
+        "--shared",
+        help="Default backend: also train on the real material in this folder (../shared): "
+        "real-products C1-C2, ShelfWatch's own boxes on real-shelves-more, real-gaps' "
+        "training part.",
+    ),
     out: Path = typer.Option(..., "--out", help="Model folder (checkpoint, weights)."),
     epochs: int = typer.Option(20, "--epochs", min=1),
     steps: int = typer.Option(
@@ -211,11 +220,19 @@ def train_cmd(
         raise fail("--from is for the transformers backends; the detector trains from scratch")
     if device not in ("auto", "cpu", "cuda"):
         raise fail("--device must be auto, cpu or cuda")
+    if shared is not None and backend != "default":
+        raise fail("--shared is for the default backend's detector")
+    if shared is not None and not shared.is_dir():
+        raise fail(f"{shared}: no such folder")
+    if labels is None and shared is None:
+        raise fail("--labels is needed (or --shared for the default backend)")
+    photos: list = []
     with database()() as session:
-        _, photos = _labeled_photos(session, labels, images)
+        if labels is not None:
+            _, photos = _labeled_photos(session, labels, images)
         sku_prompts = {i.sku: i.prompt or i.name for i in catalog_items(session)}
     options = TrainOptions(
-        epochs, steps, batch_size, lr, renders, seed, device, resume, base, train_encoder
+        epochs, steps, batch_size, lr, renders, seed, device, resume, base, train_encoder, shared
     )
     bars: list[tqdm] = []  # made at the first step: errors before it print no empty bar
 
@@ -230,6 +247,10 @@ def train_cmd(
     for bar in bars:
         bar.close()
     typer.echo(f"trained {info['steps']} steps; last loss {info['history'][-1]['loss']}")
+    name = "opencv" if backend == "default" else backend
+    if not photos:
+        typer.echo(f"model in {out}; measure it with: shelfwatch bench accuracy --model {out}")
+        return
     with database().begin() as session:
         for label, source in (("before", base), ("after", str(out))):
             segmenter = segmenter_from(backend, source)
@@ -240,5 +261,4 @@ def train_cmd(
                 f"{label}: AP50 {m['ap50']}  AP {m['ap']}  count MAPE {m['count_mape']}  "
                 f"product IoU {m['product_iou']}"
             )
-    name = "opencv" if backend == "default" else backend
     typer.echo(f"model in {out}; use it with: shelfwatch eval --backend {name} --model {out} ...")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shelfwatch.cli.common import fail, friendly_errors, settings
+from shelfwatch.cli.common import fail, friendly_errors, segmenter_for, settings
 
 models_app = typer.Typer(help="Model checkpoints of the model backends.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -153,6 +153,9 @@ def _default_shared() -> Path | None:
     return None
 
 
+SETS = ("rendered", "real-shelves", "real-counts", "real-products", "real-gaps", "speed")
+
+
 @bench_app.command("accuracy")
 @friendly_errors
 def bench_accuracy(
@@ -162,9 +165,16 @@ def bench_accuracy(
     shared: Path = typer.Option(
         None,
         "--shared",
-        help="Folder with real-shelves/ and real-products/ (default: ../shared when present).",
+        help="Folder with real-shelves/, real-products/ and real-gaps/ (default: ../shared "
+        "when present).",
     ),
     backend: str = typer.Option(None, "--backend", help="Backend (default: settings)."),
+    model: Path = typer.Option(
+        None, "--model", help="The backend's weights: a train --out folder or a checkpoint."
+    ),
+    sets: str = typer.Option(
+        ",".join(SETS), "--sets", help=f"Comma-separated sets to score: {', '.join(SETS)}."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     overlay: Path = typer.Option(None, "--overlay", help="Write an overlay of every photo."),
 ) -> None:
@@ -175,24 +185,28 @@ def bench_accuracy(
 
     from shelfwatch.bench import accuracy
     from shelfwatch.synth import SynthConfig, render_dataset
-    from shelfwatch.vision.registry import get_segmenter
 
-    segmenter = get_segmenter(backend or settings().backend)
+    chosen = [s.strip() for s in sets.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SETS))
+    if unknown:
+        raise fail(f"unknown set {', '.join(unknown)}; choose from: {', '.join(SETS)}")
+    segmenter = segmenter_for(backend, model)
     lines: list[dict] = []
-    if data is None:
-        data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
-        render_dataset(data, SynthConfig(photos=photos, seed=seed), progress=not as_json)
-    bar = tqdm(desc="scoring rendered", unit="photo", disable=as_json)
-    rendered = accuracy.score_rendered(
-        data,
-        segmenter,
-        overlay / "rendered" if overlay else None,
-        progress=lambda done, total: (setattr(bar, "total", total), bar.update(1)),
-    )
-    bar.close()
-    lines.append(rendered.summary() | {"data": str(data)})
+    if "rendered" in chosen:
+        if data is None:
+            data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
+            render_dataset(data, SynthConfig(photos=photos, seed=seed), progress=not as_json)
+        bar = tqdm(desc="scoring rendered", unit="photo", disable=as_json)
+        rendered = accuracy.score_rendered(
+            data,
+            segmenter,
+            overlay / "rendered" if overlay else None,
+            progress=lambda done, total: (setattr(bar, "total", total), bar.update(1)),
+        )
+        bar.close()
+        lines.append(rendered.summary() | {"data": str(data)})
     shared = shared or _default_shared()
-    if shared is not None and (shared / "real-shelves").exists():
+    if shared is not None and "real-shelves" in chosen and (shared / "real-shelves").exists():
         rows = accuracy.score_real_shelves(
             shared / "real-shelves", segmenter, overlay / "real" if overlay else None
         )
@@ -203,7 +217,18 @@ def bench_accuracy(
             accuracy.summarise_shelves(rows, "all"),
         ]
         lines += rows
-    if shared is not None and (shared / "real-products").exists():
+    counts = shared / "real-shelves" / "counts.csv" if shared is not None else None
+    if counts is not None and "real-counts" in chosen and counts.exists():
+        rows = accuracy.score_real_counts(shared / "real-shelves", segmenter)
+        names = sorted({r["image"] for r in rows})
+        tuned = set(names[: len(names) // 2])
+        lines += [
+            accuracy.summarise_counts([r for r in rows if r["image"] in tuned], "tuned on"),
+            accuracy.summarise_counts([r for r in rows if r["image"] not in tuned], "held out"),
+            accuracy.summarise_counts(rows, "all"),
+        ]
+        lines += rows
+    if shared is not None and "real-products" in chosen and (shared / "real-products").exists():
         rows = accuracy.score_real_products(
             shared / "real-products", segmenter, overlay / "real" if overlay else None
         )
@@ -217,7 +242,24 @@ def bench_accuracy(
             accuracy.summarise_products(rows, "all"),
         ]
         lines += rows
-    if shared is None:
+    if shared is not None and "real-gaps" in chosen and (shared / "real-gaps").exists():
+        rows = accuracy.score_real_gaps(shared / "real-gaps", segmenter)
+        lines += [
+            accuracy.summarise_gaps([r for r in rows if r["part"] == "train"], "train"),
+            accuracy.summarise_gaps([r for r in rows if r["part"] == "held-out"], "held-out"),
+            accuracy.summarise_gaps(rows, "all"),
+        ]
+        lines += rows
+    if "speed" in chosen:
+        # Real supermarket photos when there, else rendered ones.
+        folder = shared / "real-shelves" / "images" if shared is not None else None
+        if folder is None or not folder.is_dir():
+            if data is None:
+                data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
+                render_dataset(data, SynthConfig(photos=20, seed=seed), progress=not as_json)
+            folder = data / "images"
+        lines += accuracy.score_speed(sorted(folder.iterdir())[:20], segmenter)
+    if shared is None and set(chosen) - {"rendered", "speed"}:
         lines.append({"set": "real", "skipped": "no ../shared folder with real photos"})
     for line in lines:
         if as_json:

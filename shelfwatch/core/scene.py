@@ -16,9 +16,11 @@ import numpy as np
 class Shelf:
     """One shelf level: the band of the photo from the products' tops down to the shelf edge.
 
-    ``index`` counts from 1 at the top. ``y1``/``y2`` bound the band; ``edge_y`` is the shelf
-    edge (front lip) the products stand on, at the band's centre; ``edge`` its two ends, which
-    differ in height when the photo was taken at an angle.
+    ``index`` counts from 1 at the top (bay by bay, left to right, at equal heights).
+    ``y1``/``y2`` bound the band and ``x1``/``x2`` its bay's columns; ``bay`` numbers the bay
+    from 1 at the left; ``edge_y`` is the shelf edge (front lip) the products stand on, at
+    the band's centre; ``edge`` its two ends, which differ in height when the photo was taken
+    at an angle.
     """
 
     index: int
@@ -28,6 +30,7 @@ class Shelf:
     x2: int = 0
     edge_y: int | None = None
     edge: tuple[int, int, int, int] | None = None  # the edge's ends (x1, y1, x2, y2) as seen
+    bay: int = 1
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,18 @@ class ShelfScene:
             "width": self.width,
             "height": self.height,
             "backend": self.backend,
-            "shelves": [{"index": s.index, "y1": s.y1, "y2": s.y2} for s in self.shelves],
+            # A shelf without known columns spans the photo.
+            "shelves": [
+                {
+                    "index": s.index,
+                    "y1": s.y1,
+                    "y2": s.y2,
+                    "x1": s.x1 if s.x2 > s.x1 else 0,
+                    "x2": s.x2 if s.x2 > s.x1 else self.width,
+                    "bay": s.bay,
+                }
+                for s in self.shelves
+            ],
             "products": [
                 {
                     "bbox": [int(v) for v in self.products.xyxy[i]],

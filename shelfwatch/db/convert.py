@@ -45,6 +45,7 @@ def scene_rows(photo_id: int, scene: ShelfScene) -> dict[type, list[dict[str, ob
                 "x1": s.x1,
                 "x2": s.x2,
                 "edge_y": s.edge_y,
+                "bay": s.bay,
             }
             for s in scene.shelves
         ],
@@ -97,7 +98,7 @@ def load_scene(session: Session, photo: models.Photo, with_masks: bool = True) -
     return ShelfScene(
         width=photo.width,
         height=photo.height,
-        shelves=[Shelf(s.shelf, s.y1, s.y2, s.x1, s.x2, s.edge_y) for s in shelves],
+        shelves=[Shelf(s.shelf, s.y1, s.y2, s.x1, s.x2, s.edge_y, bay=s.bay or 1) for s in shelves],
         products=products,
         gaps=[Gap(g.shelf, (g.x1, g.y1, g.x2, g.y2), g.width_cm, g.missing_facings) for g in gaps],
         backend=photo.backend or "",

@@ -171,6 +171,7 @@ class PhotoShelf(Base):
     x1: Mapped[int] = mapped_column(Integer)
     x2: Mapped[int] = mapped_column(Integer)
     edge_y: Mapped[int | None] = mapped_column(Integer)
+    bay: Mapped[int | None] = mapped_column(Integer)  # 1 = leftmost; older rows: NULL
 
 
 class ProductInstance(Base):

@@ -23,22 +23,53 @@ from shelfwatch.labels.coco import GAP, LabeledImage, read_coco
 from shelfwatch.vision.detector.data import Source
 
 
-def sources_from(photos: list[tuple[Path, LabeledImage]]) -> list[Source]:
-    """Detector training sources: product boxes, crowd boxes as areas to ignore."""
+def sources_from(photos: list[tuple[Path, LabeledImage]], voids_only: bool = False) -> list[Source]:
+    """Detector training sources: product boxes, void boxes (category ``gap``) and crowd
+    boxes as areas to ignore. A kind with no box in a photo counts as unlabeled there (a
+    label set of products alone says nothing of voids, and the other way round); with
+    ``voids_only`` products are unlabeled in every photo (a set of void boxes alone)."""
     out = []
     for file, image in photos:
-        products = [o.bbox for o in image.objects if o.category != GAP and not o.iscrowd]
+        products, gaps = (
+            np.array(
+                [o.bbox for o in image.objects if (o.category == GAP) == void and not o.iscrowd],
+                dtype=np.float32,
+            ).reshape(-1, 4)
+            for void in (False, True)
+        )
         ignore = [o.bbox for o in image.objects if o.iscrowd]
-        if not products:
+        if not len(products) and not len(gaps):
             continue
         out.append(
             Source(
                 load_image(file),
-                np.array(products, dtype=np.float32),
+                products,
                 np.array(ignore, dtype=np.float32).reshape(-1, 4),
+                gaps,
+                products_known=not voids_only and len(products) > 0,
+                gaps_known=len(gaps) > 0,
             )
         )
     return out
+
+
+def shared_sources(shared: Path) -> tuple[list[Source], list[Source], list[Source]]:
+    """The shipped detector's real training material in ``shared`` (``../shared``): (racks,
+    supermarket shelves, voids). Racks: cameras C1-C2 of real-products; supermarket shelves:
+    ShelfWatch's own boxes on real-shelves-more photos; voids: the training part of real-gaps.
+    Held-out parts (real-products C3-C4, real-shelves, a third of real-gaps) are never used."""
+    from shelfwatch.labels.shared import real_gaps, real_products, supermarket_products
+
+    folder = shared / "real-products"
+    if not (folder / "labels.csv").is_file():
+        raise ShelfWatchError(f"{shared}: no real-products/labels.csv (is it the shared folder?)")
+    racks = [(folder / "images" / im.file_name, im) for im in real_products(folder, ("C1", "C2"))]
+    voids = real_gaps(shared / "real-gaps", "train")
+    return (
+        sources_from(racks),
+        sources_from(supermarket_products(shared)),
+        sources_from(voids, voids_only=True),
+    )
 
 
 def rendered_sources(count: int, seed: int) -> list[Source]:
@@ -75,6 +106,7 @@ class TrainOptions:
     resume: bool = False
     base: str | None = None  # transformers checkpoint to start from (default: settings)
     train_encoder: bool = False  # CLIPSeg: train CLIP too
+    shared: Path | None = None  # the default backend's real material (see shared_sources)
 
 
 def _torch() -> Any:
@@ -98,7 +130,7 @@ def train_backend(
         raise ShelfWatchError(
             f"cannot train backend {backend!r}; choose one of: {', '.join(BACKENDS)}"
         )
-    if not photos:
+    if not photos and not (backend == "default" and options.shared):
         raise ShelfWatchError("no usable annotations: no labeled photos")
     steps, batch, lr = DEFAULTS[backend]
     batch = options.batch_size or batch
@@ -123,6 +155,7 @@ def train_backend(
             progress,
             batch,
             lr,
+            options.shared,
         )
     from shelfwatch.settings import get_settings
 
@@ -168,6 +201,17 @@ def train_backend(
     return info
 
 
+def mix(groups: list[tuple[list[Source], float]], draws: int = 2000) -> list[Source]:
+    """One list to draw sources from uniformly, in which each group makes about its share
+    (its weight over the weights' sum): small real sets are repeated, not drowned."""
+    groups = [(g, w) for g, w in groups if g and w > 0]
+    total = sum(w for _, w in groups)
+    out: list[Source] = []
+    for group, weight in groups:
+        out += group * max(1, round(draws * weight / total / len(group)))
+    return out
+
+
 def train_default(
     photos: list[tuple[Path, LabeledImage]],
     out: Path,
@@ -180,18 +224,21 @@ def train_default(
     progress: Callable[[int, int, float], None] | None = None,
     batch_size: int = 8,
     lr: float = 2e-3,
+    shared: Path | None = None,
 ) -> dict[str, object]:
-    """Fit the detector on labeled photos (weighted to half the batches) plus renders."""
+    """Fit the detector on labeled photos, ``shared``'s real material (see
+    ``shared_sources``) and renders: real photos make four fifths of the batches, racks of
+    cigarette packs a fifth so the many supermarket photos do not drown them."""
     from shelfwatch.vision.detector.train import train
 
     labeled = sources_from(photos)
-    if not labeled:
+    racks, shelves, voids = shared_sources(shared) if shared is not None else ([], [], [])
+    if not any(len(s.boxes) for s in labeled + racks + shelves):
         raise ShelfWatchError("no usable annotations: the labels hold no product boxes")
     rendered = rendered_sources(renders, seed + 1)
-    # Labeled photos are few and real: repeat them so they make at least half of the batches.
-    repeat = max(1, -(-len(rendered) // len(labeled)))
+    sources = mix([(labeled, 0.4), (racks, 0.2), (shelves, 0.35), (voids, 0.25), (rendered, 0.2)])
     return train(
-        labeled * repeat + rendered,
+        sources,
         out,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,

@@ -40,21 +40,28 @@ def draw_masks(image: np.ndarray, scene: ShelfScene, alpha: float = 0.45) -> np.
     return out
 
 
+BAY_COLOURS = ((255, 200, 0), (0, 200, 255))  # alternate bays, so neighbours stand apart
+
+
 def draw_shelves(image: np.ndarray, scene: ShelfScene) -> np.ndarray:
+    """Each shelf as its box (its bay's columns, the products' tops down to the edge strip)
+    and its edge line, labeled with bay and shelf."""
     out = image.copy()
     thickness = max(2, image.shape[1] // 500)
     for s in scene.shelves:
+        colour = BAY_COLOURS[(s.bay - 1) % len(BAY_COLOURS)]
         y = s.edge_y if s.edge_y is not None else s.y2
         x1, x2 = (s.x1, s.x2) if s.x2 > s.x1 else (0, image.shape[1])
+        cv2.rectangle(out, (x1, s.y1), (x2, s.y2), colour, 1)
         ends = s.edge or (x1, y, x2, y)
-        cv2.line(out, ends[:2], ends[2:], (255, 200, 0), thickness)
+        cv2.line(out, ends[:2], ends[2:], colour, thickness)
         cv2.putText(
             out,
-            f"shelf {s.index}",
+            f"bay {s.bay} shelf {s.index}",
             (x1 + 4, max(14, s.y1 + 16)),
             cv2.FONT_HERSHEY_SIMPLEX,
             0.5,
-            (255, 200, 0),
+            colour,
             1,
             cv2.LINE_AA,
         )

@@ -69,27 +69,63 @@ def fixture_back_lab(bgr: np.ndarray, zones: list[tuple[int, int, int, int]]) ->
 
 def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> np.ndarray:
     """Pixels that differ from the back colour or carry texture."""
-    dist = np.linalg.norm(lab.astype(np.float32) - back[None, None, :], axis=2)
-    fg = ((dist > 22) | (texture > 90)).astype(np.uint8)
+    diff = lab.astype(np.float32) - back.astype(np.float32)[None, None, :]
+    far = np.einsum("ijk,ijk->ij", diff, diff) > 22 * 22
+    fg = (far | (texture > 90)).astype(np.uint8)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return fg.astype(bool)
 
 
-def product_mask(bgr: np.ndarray, back: np.ndarray | None) -> np.ndarray:
-    """A product's mask inside its box: what differs from the fixture back, holes closed.
+@dataclass
+class Fixture:
+    """A photo's colour and texture, computed once at half resolution for the fixture back
+    and every product mask (masks are coarse: a product against the back)."""
 
-    Falls back to the whole box where the back is unknown or most of the box looks like it
-    (a pack coloured like the back).
-    """
-    h, w = bgr.shape[:2]
-    full = np.ones((h, w), bool)
-    if back is None or h < 4 or w < 4:
-        return full
-    lab, _, _, texture = zone_features(bgr)
-    fg = foreground_mask(lab, texture, back).astype(np.uint8)
-    k = max(3, (min(h, w) // 8) | 1)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
-    return fg.astype(bool) if fg.mean() >= 0.4 else full
+    lab: np.ndarray
+    texture: np.ndarray
+    scale: float
+
+    @classmethod
+    def of(cls, bgr: np.ndarray, scale: float = 0.5) -> Fixture:
+        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        lab, _, _, texture = zone_features(small)
+        return cls(lab, texture, scale)
+
+    def _crop(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        x1, y1, x2, y2 = (int(round(v * self.scale)) for v in box)
+        return image[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
+
+    def back_lab(self, zones: list[tuple[int, int, int, int]]) -> np.ndarray | None:
+        """The fixture back's colour: the mode over every zone's upper calm part (as
+        ``fixture_back_lab``)."""
+        pixels = []
+        for zone in zones:
+            lab, texture = self._crop(self.lab, zone), self._crop(self.texture, zone)
+            if lab.shape[0] >= 6 and lab.shape[1] >= 6:
+                pixels.append(upper_calm_pixels(lab, texture))
+        return mode_colour(np.concatenate(pixels)) if pixels else None
+
+    def product_masks(self, boxes: np.ndarray, back: np.ndarray | None) -> list[np.ndarray]:
+        """Each product's mask inside its (int) box: what differs from the fixture back,
+        holes closed. The whole box where the back is unknown or most of the box looks like
+        it (a pack coloured like the back)."""
+        masks = []
+        for box in np.asarray(boxes, dtype=int).reshape(-1, 4):
+            x1, y1, x2, y2 = box
+            whole = np.ones((max(0, y2 - y1), max(0, x2 - x1)), bool)
+            lab = self._crop(self.lab, tuple(box))
+            if back is None or min(lab.shape[:2]) < 3:
+                masks.append(whole)
+                continue
+            fg = foreground_mask(lab, self._crop(self.texture, tuple(box)), back).astype(np.uint8)
+            k = max(3, (min(fg.shape) // 8) | 1)
+            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+            if fg.mean() < 0.4:
+                masks.append(whole)
+                continue
+            full = cv2.resize(fg, (whole.shape[1], whole.shape[0]), interpolation=cv2.INTER_NEAREST)
+            masks.append(full.astype(bool))
+        return masks
 
 
 def _period(profile: np.ndarray, lo: int, hi: int) -> int | None:

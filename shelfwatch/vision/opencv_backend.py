@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -11,7 +14,8 @@ import cv2
 import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
-from shelfwatch.vision.facings import find_facings, fixture_back_lab, product_mask
+from shelfwatch.vision.evaluation import interval_iou
+from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.shelves import (
     ShelfEdge,
@@ -25,6 +29,18 @@ from shelfwatch.vision.shelves import (
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
 
 
+class StageClock(dict[str, float]):
+    """Milliseconds spent in each named stage of one photo (``bench accuracy`` prints them)."""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + 1000 * (time.perf_counter() - start)
+
+
 class OpenCVSegmenter:
     """Shelf edges from long horizontal lines; facings from the learned detector when its
     weights are there (shipped in the package, or ``detector``), else from occupancy and
@@ -34,6 +50,7 @@ class OpenCVSegmenter:
 
     def __init__(self, detector: Path | None = None) -> None:
         self.detector = detector if detector is not None else _shipped_detector()
+        self.last_timings = StageClock()  # the stages of the latest photo, in ms
 
     @cached_property
     def model_version(self) -> str:
@@ -48,7 +65,8 @@ class OpenCVSegmenter:
         return f"shelfwatch {shelfwatch.__version__} facings {digest}"
 
     def segment(self, image: np.ndarray) -> ShelfScene:
-        return _segment(image, with_products=True, detector=self.detector)
+        self.last_timings = StageClock()
+        return _segment(image, True, self.detector, self.last_timings)
 
 
 def _shipped_detector() -> Path | None:
@@ -62,7 +80,40 @@ def detect_shelves(image: np.ndarray) -> list[Shelf]:
     return _segment(image, with_products=False).shelves
 
 
-def _segment(image: np.ndarray, with_products: bool, detector: Path | None = None) -> ShelfScene:
+def _segment(
+    image: np.ndarray,
+    with_products: bool,
+    detector: Path | None = None,
+    clock: StageClock | None = None,
+) -> ShelfScene:
+    clock = clock if clock is not None else StageClock()
+    with clock.stage("prepare"):
+        work, gray, forward, tilt = _upright(image)
+    scene = _segment_upright(work, gray, with_products, detector, clock)
+    with clock.stage("map back"):
+        height, width = image.shape[:2]
+        scene = _transform_scene(scene, np.linalg.inv(forward), width, height, gray.shape[1])
+    with clock.stage("quality"):
+        scene.quality = photo_quality(gray, tilt)
+        # At half size: as sure (40 of 40 real-shelves photos turned 90 deg flagged, 37 at
+        # full size; none upright) and a third of the time.
+        sideways = _looks_sideways(
+            cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        )
+    scene.backend = OpenCVSegmenter.name
+    if sideways:
+        scene.quality["rotated_90"] = True
+        scene.quality["low_confidence"] = True
+        scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
+    if not scene.shelves:
+        scene.warnings.append("no shelf edges found")
+        scene.quality["low_confidence"] = True
+    return scene
+
+
+def _upright(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The working frame: the photo scaled to about WORK_PIXELS and its tilt undone; its gray
+    version, the photo -> frame transform, and the tilt (degrees)."""
     height, width = image.shape[:2]
     scale = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
     work = (
@@ -85,18 +136,7 @@ def _segment(image: np.ndarray, with_products: bool, detector: Path | None = Non
         )
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
         forward = np.vstack([rot, [0, 0, 1]]) @ forward
-    scene = _segment_upright(work, gray, with_products, detector)
-    scene = _transform_scene(scene, np.linalg.inv(forward), width, height, ww)
-    scene.quality = photo_quality(gray, tilt)
-    scene.backend = OpenCVSegmenter.name
-    if _looks_sideways(gray):
-        scene.quality["rotated_90"] = True
-        scene.quality["low_confidence"] = True
-        scene.warnings.append("shelf edges run vertically: the photo seems rotated by 90 deg")
-    if not scene.shelves:
-        scene.warnings.append("no shelf edges found")
-        scene.quality["low_confidence"] = True
-    return scene
+    return work, gray, forward, tilt
 
 
 def _looks_sideways(gray: np.ndarray) -> bool:
@@ -111,37 +151,157 @@ def _looks_sideways(gray: np.ndarray) -> bool:
 
 
 def _segment_upright(
-    work: np.ndarray, gray: np.ndarray, with_products: bool = True, detector: Path | None = None
+    work: np.ndarray,
+    gray: np.ndarray,
+    with_products: bool,
+    detector: Path | None,
+    clock: StageClock,
 ) -> ShelfScene:
-    """Shelves, products and gaps of an upright photo."""
+    """Shelves, products and gaps of an upright photo, in named stages, each run once:
+    detector (product and void boxes) -> shelves (bays, edges, product rows) -> products on
+    shelves -> gaps -> masks. Without detector weights, the classical facing finder (occupancy
+    and vertical edges) stands in for the detector."""
     h, w = gray.shape
-    detected = None
+    found = None
     if with_products and detector is not None:
-        from shelfwatch.vision.detector.infer import detect
+        from shelfwatch.vision.detector import infer
 
-        detected = detect(work, detector)
-    # Side-by-side bays may hold their shelves at different heights: each bay on its own.
-    zones: list[tuple[int, int, ShelfEdge]] = []
-    centres = (detected[0][:, 0] + detected[0][:, 2]) / 2 if detected is not None else None
+        with clock.stage("detector"):
+            found = infer.detect(work, detector)
+    with clock.stage("shelves"):
+        zones = shelf_zones(gray, found.boxes if found is not None else None)
+        shelves = _shelves(zones)
+    if not with_products:
+        return ShelfScene(width=w, height=h, shelves=shelves)
+    bands = [(z.edge.x1, z.top, z.edge.x2, z.bottom) for z in zones]
+    if found is None:
+        with clock.stage("classical facings"):
+            back = fixture_back_lab(work, bands)
+            products, gaps = _classical_facings(work, zones, back)
+        return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+    with clock.stage("masks"):
+        fixture = Fixture.of(work)
+        back = fixture.back_lab(bands)
+        shelf = _shelf_of(found.boxes, zones)
+        products = _products(fixture, found.boxes, found.scores, shelf, back)
+    with clock.stage("gaps"):
+        if found.voids is not None:
+            gaps = _void_gaps(found.voids, _shelf_of(found.voids, zones), products)
+        else:  # weights without a void head: empty columns no detected product covers
+            classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
+            gaps = _uncovered(classical[1], found.boxes)
+    shelves = [_to_product_tops(s, products) for s in shelves]
+    return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A piece of one shelf level: the band from ``top`` down to ``bottom`` (its shelf edge's
+    top) over the edge's columns, in one slice of the photo whose shelves sit at one height.
+    Pieces of one physical shelf in neighbouring slices share ``shelf``."""
+
+    top: int
+    bottom: int
+    edge: ShelfEdge
+    bay: int
+    shelf: int
+
+
+def shelf_zones(gray: np.ndarray, boxes: np.ndarray | None = None) -> list[Zone]:
+    """Shelf zones bay by bay, each shelf level once per bay.
+
+    Slices whose shelves sit at their own heights are found first (``find_bays``); each
+    slice's edge zones are corrected by the rows of detected products (``boxes``).
+    Neighbouring slices whose levels continue one another (an aisle shot's converging
+    shelves, a bay cut where a level is hidden) are one bay: a level's pieces across them
+    are one shelf, so a shelf is counted once per bay."""
+    h = gray.shape[0]
+    slices: list[list[tuple[int, int, ShelfEdge]]] = []
+    centres = (boxes[:, 0] + boxes[:, 2]) / 2 if boxes is not None else None
     for bay in find_bays(gray):
         bay_zones = _edge_zones(bay.edges, h)
-        if detected is not None:
+        if boxes is not None:
             inside = (centres >= bay.x1) & (centres < bay.x2)
-            bay_zones = merge_rows(bay_zones, product_rows(detected[0][inside]))
-        zones += bay_zones
-    shelves: list[Shelf] = []
+            bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]))
+        slices.append(bay_zones)
+    zones: list[Zone] = []
+    bay = 0
+    chain: list[int] = []  # shelf number of each zone of the previous slice
+    for i, pieces in enumerate(slices):
+        links = _continuing(slices[i - 1], pieces) if i else {}
+        joined = i > 0 and len(links) >= max(1, 0.75 * max(len(slices[i - 1]), len(pieces)))
+        bay += 0 if joined else 1
+        next_shelf = max((z.shelf for z in zones), default=0) + 1
+        current = []
+        for k, (a, b, e) in enumerate(pieces):
+            if joined and k in links:
+                number = chain[links[k]]
+            else:
+                number, next_shelf = next_shelf, next_shelf + 1
+            current.append(number)
+            zones.append(Zone(a, b, e, bay, number))
+        chain = current
+    return _number_top_down(zones)
+
+
+def _continuing(
+    left: list[tuple[int, int, ShelfEdge]], right: list[tuple[int, int, ShelfEdge]]
+) -> dict[int, int]:
+    """Zones of ``right`` that continue a zone of ``left`` (bands overlapping with IoU >=
+    0.5, matched one to one): {right index: left index}."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not left or not right:
+        return {}
+    iou = np.array(
+        [[interval_iou((a, e.y_bottom), (c, f.y_bottom)) for c, _, f in left] for a, _, e in right]
+    )
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= 0.5}
+
+
+def _number_top_down(zones: list[Zone]) -> list[Zone]:
+    """Shelves numbered from 1 bay by bay, left to right, and top down within a bay."""
+    level = {}
+    for z in zones:
+        level.setdefault((z.bay, z.shelf), []).append(z.edge.y_top)
+    order = sorted(level, key=lambda k: (k[0], float(np.mean(level[k]))))
+    number = {k: i for i, k in enumerate(order, 1)}
+    return [replace(z, shelf=number[(z.bay, z.shelf)]) for z in zones]
+
+
+def _shelves(zones: list[Zone]) -> list[Shelf]:
+    """One Shelf per shelf level of a bay: its pieces' band and columns; its edge from the
+    leftmost piece's edge to the rightmost one's (sloped where the shelf is seen at an
+    angle)."""
+    shelves = []
+    for number in sorted({z.shelf for z in zones}):
+        pieces = sorted((z for z in zones if z.shelf == number), key=lambda z: z.edge.x1)
+        first, last = pieces[0].edge, pieces[-1].edge
+        shelves.append(
+            Shelf(
+                number,
+                min(z.top for z in pieces),
+                max(z.edge.y_bottom for z in pieces) + 1,
+                first.x1,
+                last.x2,
+                int(np.median([z.edge.y_top for z in pieces])),
+                (first.x1, first.y_top, last.x2, last.y_top) if len(pieces) > 1 else None,
+                pieces[0].bay,
+            )
+        )
+    return shelves
+
+
+def _classical_facings(
+    work: np.ndarray, zones: list[Zone], back: np.ndarray | None
+) -> tuple[Products, list[Gap]]:
+    """The fallback without detector weights: facings and gaps from column occupancy."""
     parts: list[Products] = []
     gaps: list[Gap] = []
-    back = (
-        fixture_back_lab(work, [(e.x1, a, e.x2, b) for a, b, e in zones]) if with_products else None
-    )
-    for zone_top, zone_bottom, edge in zones:
-        index = len(shelves) + 1
-        shelves.append(Shelf(index, zone_top, edge.y_bottom + 1, edge.x1, edge.x2, edge.y_top))
-        if not with_products:
-            continue
-        # With the detector, only this zone's gaps are kept from the occupancy analysis.
-        found = find_facings(work, edge.x1, edge.x2, zone_top, zone_bottom, back)
+    for zone in zones:
+        index, edge = zone.shelf, zone.edge
+        found = find_facings(work, edge.x1, edge.x2, zone.top, zone.bottom, back)
         if found.boxes:
             parts.append(
                 Products(
@@ -152,12 +312,7 @@ def _segment_upright(
                 )
             )
         gaps.extend(Gap(shelf=index, bbox=g) for g in found.gaps)
-    products = Products.concat(parts)
-    if detected is not None:
-        products, gaps = _detected_products(work, *detected, zones, gaps, back)
-        shelves = [_to_product_tops(s, products) for s in shelves]
-    scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
-    return scene
+    return Products.concat(parts), gaps
 
 
 def _to_product_tops(shelf: Shelf, products: Products) -> Shelf:
@@ -190,43 +345,72 @@ def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdg
     return zones
 
 
-def _detected_products(
-    work: np.ndarray,
+def _shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
+    """Per box, the shelf (1-based) whose zone, from the products' tops down to its edge
+    strip, holds its centre, else the nearest one; 0 without shelves."""
+    shelf = np.zeros(len(boxes), int)
+    if not zones or not len(boxes):
+        return shelf
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    top = np.array([z.top for z in zones], float)
+    bottom = np.array([z.edge.y_bottom for z in zones], float)
+    x1 = np.array([z.edge.x1 for z in zones], float)
+    x2 = np.array([z.edge.x2 for z in zones], float)
+    dist = np.maximum(np.maximum(top[None] - cy[:, None], cy[:, None] - bottom[None]), 0)
+    dist += np.maximum(np.maximum(x1[None] - cx[:, None], cx[:, None] - x2[None]), 0)
+    return np.array([z.shelf for z in zones])[np.argmin(dist, axis=1)]
+
+
+def _products(
+    fixture: Fixture,
     boxes: np.ndarray,
     scores: np.ndarray,
-    zones: list,
-    gaps: list[Gap],
+    shelf: np.ndarray,
     back: np.ndarray | None,
-) -> tuple[Products, list[Gap]]:
-    """Products from the learned detector, each on the shelf whose zone holds its centre
-    (else the nearest one); occupancy gaps that a detected product covers are dropped."""
-    shelf = np.zeros(len(boxes), int)
-    for i, cy in enumerate((boxes[:, 1] + boxes[:, 3]) / 2):
-        if zones:
-            # the zone from the products' tops down to its shelf edge's strip
-            cx = (boxes[i, 0] + boxes[i, 2]) / 2
-            dist = [
-                max(top - cy, cy - edge.y_bottom, 0) + max(edge.x1 - cx, cx - edge.x2, 0)
-                for top, _, edge in zones
-            ]
-            shelf[i] = int(np.argmin(dist)) + 1
-    keep_gaps = []
-    for g in gaps:
-        gx1, gy1, gx2, gy2 = g.bbox
-        area = max(1, (gx2 - gx1) * (gy2 - gy1))
-        ix = np.clip(np.minimum(boxes[:, 2], gx2) - np.maximum(boxes[:, 0], gx1), 0, None)
-        iy = np.clip(np.minimum(boxes[:, 3], gy2) - np.maximum(boxes[:, 1], gy1), 0, None)
-        if (ix * iy).sum() < 0.3 * area:
-            keep_gaps.append(g)
+) -> Products:
+    """Detected products in shelf order, left to right, each with its mask (what differs from
+    the fixture back inside its box)."""
     order = np.lexsort(((boxes[:, 0] + boxes[:, 2]) / 2, shelf)) if len(boxes) else []
     xyxy = np.round(boxes[order]).astype(int).reshape(-1, 4)
-    products = Products(
+    return Products(
         xyxy=xyxy,
         scores=scores[order],
-        masks=[product_mask(work[y1:y2, x1:x2], back) for x1, y1, x2, y2 in xyxy],
+        masks=fixture.product_masks(xyxy, back),
         shelf=shelf[order],
     )
-    return products, keep_gaps
+
+
+def _covered(box: tuple[int, int, int, int], boxes: np.ndarray) -> float:
+    """Share of ``box`` that ``boxes`` overlap (overlaps summed, so at most about 1)."""
+    gx1, gy1, gx2, gy2 = box
+    area = max(1, (gx2 - gx1) * (gy2 - gy1))
+    ix = np.clip(np.minimum(boxes[:, 2], gx2) - np.maximum(boxes[:, 0], gx1), 0, None)
+    iy = np.clip(np.minimum(boxes[:, 3], gy2) - np.maximum(boxes[:, 1], gy1), 0, None)
+    return float((ix * iy).sum()) / area
+
+
+def _uncovered(gaps: list[Gap], boxes: np.ndarray) -> list[Gap]:
+    return [g for g in gaps if _covered(g.bbox, boxes) < 0.3]
+
+
+def _void_gaps(voids: np.ndarray, shelf: np.ndarray, products: Products) -> list[Gap]:
+    """Gaps where the detector saw empty shelf space, on the shelf that holds each; voids
+    that overlap on one shelf are one gap (a void of several missing facings draws
+    several centres; voids apart stay apart); a gap that detected products fill for the most
+    part is dropped."""
+    merged: list[list[float]] = []
+    for i in np.lexsort((voids[:, 0], shelf)) if len(voids) else []:
+        if shelf[i] <= 0:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in voids[i])
+        last = merged[-1] if merged else None
+        if last is not None and last[0] == shelf[i] and x1 <= last[3]:
+            last[1:] = [min(last[1], x1), min(last[2], y1), max(last[3], x2), max(last[4], y2)]
+        else:
+            merged.append([int(shelf[i]), x1, y1, x2, y2])
+    gaps = [Gap(int(s), tuple(int(round(v)) for v in box)) for s, *box in merged]  # type: ignore[arg-type]
+    return [g for g in gaps if _covered(g.bbox, products.xyxy) < 0.5]
 
 
 def _project(m: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -276,6 +460,7 @@ def _transform_scene(scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int) 
     shelves = []
     for s in scene.shelves:
         cx = (s.x1 + s.x2) / 2 if s.x2 > s.x1 else ww / 2
+        ex1, ey1, ex2, ey2 = s.edge or (s.x1, s.edge_y or s.y2, s.x2, s.edge_y or s.y2)
         pts = _project(
             m,
             np.array(
@@ -285,8 +470,8 @@ def _transform_scene(scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int) 
                     [cx, s.edge_y or s.y2],
                     [s.x1, s.y1],
                     [s.x2, s.y1],
-                    [s.x1, s.edge_y or s.y2],
-                    [s.x2, s.edge_y or s.y2],
+                    [ex1, ey1],
+                    [ex2, ey2],
                 ],
                 dtype=np.float64,
             ),
@@ -300,6 +485,7 @@ def _transform_scene(scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int) 
                 int(np.clip(pts[4, 0], 0, w)),
                 int(pts[2, 1]),
                 (int(pts[5, 0]), int(pts[5, 1]), int(pts[6, 0]), int(pts[6, 1])),
+                s.bay,
             )
         )
     gaps = [Gap(g.shelf, _map_box(m, g.bbox, w, h)) for g in scene.gaps]

@@ -1,4 +1,9 @@
-"""Training samples for the facing detector: random crops, scales and colours of labeled photos."""
+"""Training samples for the facing detector: random crops, scales and colours of labeled photos.
+
+The detector has two heatmaps: product facings and voids (empty shelf space). A photo may be
+labeled for one of them only (real-gaps has void boxes but no product boxes); each class has
+its own map of where its loss counts, so an unlabeled class teaches nothing wrong.
+"""
 
 from __future__ import annotations
 
@@ -9,77 +14,125 @@ import numpy as np
 
 STRIDE = 4  # output cells per input pixel
 CROP = 384  # training crop side, input pixels
+CLASSES = ("product", "gap")
 
 
 @dataclass
 class Source:
-    """A photo, its product boxes (x1, y1, x2, y2) and areas left unlabeled (COCO crowd boxes)."""
+    """A photo, its product boxes (x1, y1, x2, y2), areas left unlabeled (COCO crowd boxes)
+    and, where labeled, its void boxes.
+
+    ``products_known``: every product outside ``ignore`` is boxed (else products are
+    unlabeled and only the voids tell where no product is). ``gaps_known``: every void is
+    boxed (else only the product boxes tell where no void is).
+    """
 
     image: np.ndarray  # BGR
     boxes: np.ndarray  # (N, 4) float
     ignore: np.ndarray | None = None  # (M, 4): no loss there
+    gaps: np.ndarray | None = None  # (K, 4) void boxes
+    products_known: bool = True
+    gaps_known: bool = False
+
+
+@dataclass
+class Sample:
+    """One augmented crop: network input, boxes per class, and the loss weight per class."""
+
+    image: np.ndarray  # CHW float32 RGB in [0, 1]
+    boxes: list[np.ndarray]  # per class, (N, 4) in crop pixels
+    valid: np.ndarray  # (classes, H/STRIDE, W/STRIDE)
 
 
 def targets(
-    boxes: np.ndarray, h: int, w: int
+    boxes: list[np.ndarray], h: int, w: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Heatmap (gaussian per centre), size and offset maps, and the mask of centre cells."""
+    """Heatmaps (gaussian per centre, one per class), size and offset maps (shared: centres
+    of different classes do not coincide), and the mask of centre cells per class."""
     oh, ow = h // STRIDE, w // STRIDE
-    heat = np.zeros((oh, ow), np.float32)
+    heat = np.zeros((len(boxes), oh, ow), np.float32)
     size = np.zeros((2, oh, ow), np.float32)
     offset = np.zeros((2, oh, ow), np.float32)
-    centre = np.zeros((oh, ow), np.float32)
+    centre = np.zeros((len(boxes), oh, ow), np.float32)
     ys, xs = np.mgrid[0:oh, 0:ow].astype(np.float32)
-    for x1, y1, x2, y2 in boxes:
-        bw, bh = (x2 - x1) / STRIDE, (y2 - y1) / STRIDE
-        cx, cy = (x1 + x2) / 2 / STRIDE, (y1 + y2) / 2 / STRIDE
-        ix, iy = int(cx), int(cy)
-        if not (0 <= ix < ow and 0 <= iy < oh) or bw < 1 or bh < 1:
-            continue
-        sx, sy = max(0.5, bw / 6), max(0.5, bh / 6)
-        g = np.exp(-((xs - ix) ** 2) / (2 * sx * sx) - ((ys - iy) ** 2) / (2 * sy * sy))
-        np.maximum(heat, g, out=heat)
-        size[:, iy, ix] = (np.log(bw), np.log(bh))
-        offset[:, iy, ix] = (cx - ix, cy - iy)
-        centre[iy, ix] = 1.0
+    for k, class_boxes in enumerate(boxes):
+        for x1, y1, x2, y2 in class_boxes:
+            bw, bh = (x2 - x1) / STRIDE, (y2 - y1) / STRIDE
+            cx, cy = (x1 + x2) / 2 / STRIDE, (y1 + y2) / 2 / STRIDE
+            ix, iy = int(cx), int(cy)
+            if not (0 <= ix < ow and 0 <= iy < oh) or bw < 1 or bh < 1:
+                continue
+            sx, sy = max(0.5, bw / 6), max(0.5, bh / 6)
+            g = np.exp(-((xs - ix) ** 2) / (2 * sx * sx) - ((ys - iy) ** 2) / (2 * sy * sy))
+            np.maximum(heat[k], g, out=heat[k])
+            size[:, iy, ix] = (np.log(bw), np.log(bh))
+            offset[:, iy, ix] = (cx - ix, cy - iy)
+            centre[k, iy, ix] = 1.0
     return heat, size, offset, centre
 
 
-def sample(
-    src: Source, rng: np.random.Generator, crop: int = CROP
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One augmented crop (CHW float32 RGB in [0, 1]), its boxes, and its loss weight map."""
+def _paint(valid: np.ndarray, boxes: np.ndarray, scale: float, x0: int, y0: int, v: float) -> None:
+    for bx1, by1, bx2, by2 in boxes:
+        gx1, gy1 = int(bx1 * scale) - x0, int(by1 * scale) - y0
+        gx2, gy2 = int(np.ceil(bx2 * scale)) - x0, int(np.ceil(by2 * scale)) - y0
+        valid[max(0, gy1) : max(0, gy2), max(0, gx1) : max(0, gx2)] = v
+
+
+def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
+    """One augmented crop of ``src``."""
     image, boxes = src.image, src.boxes
-    heights = boxes[:, 3] - boxes[:, 1] if len(boxes) else np.array([60.0])
-    # Scale so products are 20-120 px tall: the sizes the detector sees at inference.
+    gaps = src.gaps if src.gaps is not None else np.zeros((0, 4), np.float32)
+    sized = boxes if len(boxes) else gaps
+    heights = sized[:, 3] - sized[:, 1] if len(sized) else np.array([60.0])
+    # Scale so products are 20-120 px tall: the sizes the detector sees at inference. A
+    # photo with voids only: voids are about a product tall.
     scale = rng.uniform(20, 120) / float(np.median(heights))
-    img = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    b = boxes * scale
-    # Crops centre on a random product (labeled photos may be labeled only in part).
-    if len(b):
-        cx, cy = b[int(rng.integers(len(b)))].reshape(2, 2).mean(axis=0)
+    # Crops centre on a random labeled object (labeled photos may be labeled only in part).
+    anchors = np.concatenate([boxes, gaps]) * scale
+    ih, iw = image.shape[0] * scale, image.shape[1] * scale
+    if len(anchors):
+        cx, cy = anchors[int(rng.integers(len(anchors)))].reshape(2, 2).mean(axis=0)
     else:
-        cx, cy = img.shape[1] / 2, img.shape[0] / 2
+        cx, cy = iw / 2, ih / 2
     x0 = int(cx + rng.uniform(-0.4, 0.4) * crop - crop / 2)
     y0 = int(cy + rng.uniform(-0.4, 0.4) * crop - crop / 2)
-    out = np.zeros((crop, crop, 3), np.uint8)
-    valid = np.zeros((crop, crop), np.float32)
+    # Only the crop's window is resized (whole photos are large).
     sx1, sy1 = max(0, x0), max(0, y0)
-    sx2, sy2 = min(img.shape[1], x0 + crop), min(img.shape[0], y0 + crop)
+    sx2, sy2 = min(int(iw), x0 + crop), min(int(ih), y0 + crop)
+    out = np.zeros((crop, crop, 3), np.uint8)
+    inside = np.zeros((crop, crop), np.float32)
     if sx2 > sx1 and sy2 > sy1:
-        out[sy1 - y0 : sy2 - y0, sx1 - x0 : sx2 - x0] = img[sy1:sy2, sx1:sx2]
-        valid[sy1 - y0 : sy2 - y0, sx1 - x0 : sx2 - x0] = 1.0
-    for ix1, iy1, ix2, iy2 in src.ignore if src.ignore is not None else []:
-        gx1, gy1 = int(ix1 * scale) - x0, int(iy1 * scale) - y0
-        gx2, gy2 = int(np.ceil(ix2 * scale)) - x0, int(np.ceil(iy2 * scale)) - y0
-        valid[max(0, gy1) : max(0, gy2), max(0, gx1) : max(0, gx2)] = 0.0
-    b = b - [x0, y0, x0, y0]
-    keep = (b[:, 2] > 2) & (b[:, 3] > 2) & (b[:, 0] < crop - 2) & (b[:, 1] < crop - 2)
-    b = np.clip(b[keep], 0, crop)
+        part = image[
+            int(sy1 / scale) : int(np.ceil(sy2 / scale)),
+            int(sx1 / scale) : int(np.ceil(sx2 / scale)),
+        ]
+        flags = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        window = cv2.resize(part, (sx2 - sx1, sy2 - sy1), interpolation=flags)
+        out[sy1 - y0 : sy2 - y0, sx1 - x0 : sx2 - x0] = window
+        inside[sy1 - y0 : sy2 - y0, sx1 - x0 : sx2 - x0] = 1.0
+    ignore = src.ignore if src.ignore is not None else np.zeros((0, 4), np.float32)
+    # Products: everywhere when labeled; else only on voids (where surely none stands).
+    valid_p = inside.copy() if src.products_known else np.zeros_like(inside)
+    if not src.products_known:
+        _paint(valid_p, gaps, scale, x0, y0, 1.0)
+    _paint(valid_p, ignore, scale, x0, y0, 0.0)
+    # Voids: everywhere when labeled; else only on boxed products (surely not a void).
+    valid_g = inside.copy() if src.gaps_known else np.zeros_like(inside)
+    if not src.gaps_known:
+        _paint(valid_g, boxes, scale, x0, y0, 1.0)
+    _paint(valid_g, ignore, scale, x0, y0, 0.0)
+    valid = np.stack([valid_p, valid_g]) * inside
+    per_class = []
+    for b in (boxes, gaps):
+        b = b * scale - [x0, y0, x0, y0]
+        keep = (b[:, 2] > 2) & (b[:, 3] > 2) & (b[:, 0] < crop - 2) & (b[:, 1] < crop - 2)
+        per_class.append(np.clip(b[keep], 0, crop).reshape(-1, 4))
     if rng.random() < 0.5:
         out = out[:, ::-1]
-        valid = valid[:, ::-1]
-        b = np.stack([crop - b[:, 2], b[:, 1], crop - b[:, 0], b[:, 3]], axis=1)
+        valid = valid[:, :, ::-1]
+        per_class = [
+            np.stack([crop - b[:, 2], b[:, 1], crop - b[:, 0], b[:, 3]], axis=1) for b in per_class
+        ]
     hsv = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_BGR2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
     hsv[..., 1] *= rng.uniform(0.6, 1.4)
@@ -87,7 +140,11 @@ def sample(
     out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
     if rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
-    return to_input(out), b.astype(np.float32), valid[::STRIDE, ::STRIDE].copy()
+    return Sample(
+        to_input(out),
+        [b.astype(np.float32) for b in per_class],
+        np.ascontiguousarray(valid[:, ::STRIDE, ::STRIDE]),
+    )
 
 
 def to_input(bgr: np.ndarray) -> np.ndarray:

@@ -16,6 +16,10 @@ from torch import nn
 from shelfwatch.vision.detector.data import Source, sample, targets
 from shelfwatch.vision.fitting import Plan, fit
 
+# Output channels: product heatmap, log width, log height, x and y offset, void heatmap.
+OUTPUTS = 6
+GAP_HEAT = 5
+
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
@@ -29,7 +33,8 @@ def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class FacingNet(nn.Module):
-    """Five strided stages, a top-down path to 1/4 resolution, one head: heatmap, size, offset."""
+    """Five strided stages, a top-down path to 1/4 resolution, one head: a heatmap of product
+    centres, box size and offset (shared by both classes), and a heatmap of void centres."""
 
     def __init__(self, width: int = 16) -> None:
         super().__init__()
@@ -41,11 +46,12 @@ class FacingNet(nn.Module):
         self.head = nn.Sequential(
             nn.Conv2d(4 * width, 4 * width, 3, 1, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(4 * width, 5, 1),
+            nn.Conv2d(4 * width, OUTPUTS, 1),
         )
         nn.init.constant_(self.head[-1].bias, 0.0)
         with torch.no_grad():
-            self.head[-1].bias[0] = -2.19  # heatmap starts at p = 0.1 (CenterNet's prior)
+            for k in (0, GAP_HEAT):
+                self.head[-1].bias[k] = -2.19  # heatmaps start at p = 0.1 (CenterNet's prior)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = []
@@ -66,26 +72,30 @@ def loss_fn(
     centre: torch.Tensor,
     valid: torch.Tensor,
 ) -> torch.Tensor:
-    """CenterNet's focal loss on the heatmap and L1 on size and offset at centres."""
-    p = torch.sigmoid(out[:, 0]).clamp(1e-4, 1 - 1e-4)
+    """CenterNet's focal loss on each class's heatmap where that class is labeled, and L1 on
+    size and offset at the centres."""
+    logits = torch.stack([out[:, 0], out[:, GAP_HEAT]], dim=1)
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = centre * valid
     neg = (1 - centre) * valid
-    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
-    neg_loss = -(torch.log(1 - p) * p**2 * (1 - heat) ** 4 * neg).sum()
+    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum(dim=(0, 2, 3))
+    neg_loss = -(torch.log(1 - p) * p**2 * (1 - heat) ** 4 * neg).sum(dim=(0, 2, 3))
+    # Each class over its own centres: voids are far fewer than products and would
+    # otherwise hardly count.
+    per_class = pos.sum(dim=(0, 2, 3)).clamp(min=1)
     n = pos.sum().clamp(min=1)
-    reg = ((out[:, 1:3] - size).abs() * pos[:, None]).sum() + (
-        (out[:, 3:5] - offset).abs() * pos[:, None]
-    ).sum()
-    return (pos_loss + neg_loss) / n + 0.5 * reg / n
+    at = pos.amax(dim=1, keepdim=True)
+    reg = ((out[:, 1:3] - size).abs() * at).sum() + ((out[:, 3:5] - offset).abs() * at).sum()
+    return ((pos_loss + neg_loss) / per_class).sum() + 0.5 * reg / n
 
 
 def batch(sources: list[Source], rng: np.random.Generator, size: int) -> tuple[torch.Tensor, ...]:
     xs, hs, ss, os_, cs, vs = [], [], [], [], [], []
     for _ in range(size):
-        x, boxes, valid = sample(sources[int(rng.integers(len(sources)))], rng)
-        heat, sz, off, centre = targets(boxes, x.shape[1], x.shape[2])
+        s = sample(sources[int(rng.integers(len(sources)))], rng)
+        heat, sz, off, centre = targets(s.boxes, s.image.shape[1], s.image.shape[2])
         for lst, v in zip(
-            (xs, hs, ss, os_, cs, vs), (x, heat, sz, off, centre, valid), strict=True
+            (xs, hs, ss, os_, cs, vs), (s.image, heat, sz, off, centre, s.valid), strict=True
         ):
             lst.append(v)
     return tuple(torch.from_numpy(np.stack(v)) for v in (xs, hs, ss, os_, cs, vs))
