@@ -102,19 +102,22 @@ def test_product_rows_split_a_merged_zone_and_add_a_missed_shelf() -> None:
     products becomes two shelves, a row no zone covers is added, an agreeing zone stays."""
     from shelfwatch.vision.shelves import ShelfEdge, merge_rows, product_rows
 
-    def row(y_bottom: int, x0: int, n: int = 5) -> list[list[int]]:
+    def row(y_bottom: int, x0: int, n: int = 7) -> list[list[int]]:
         return [[x0 + 60 * k, y_bottom - 100, x0 + 60 * k + 50, y_bottom] for k in range(n)]
 
     boxes = np.array(row(200, 0) + row(320, 0) + row(600, 0) + row(450, 700), dtype=float)
     rows = product_rows(boxes)
     assert [r.y_top for r in rows] == [200, 320, 450, 600]
-    assert (rows[2].x1, rows[2].x2) == (700, 990)  # the other bay's row
+    assert (rows[2].x1, rows[2].x2) == (700, 1110)  # the other bay's row
     merged_zone = (90, 330, ShelfEdge(330, 340, 0, 600, 1.0))  # missed the edge at 200
     agreeing = (480, 605, ShelfEdge(605, 615, 0, 600, 1.0))
     zones = merge_rows([merged_zone, agreeing], rows)
     assert [(z[0], z[2].y_top) for z in zones] == [(100, 200), (220, 320), (350, 450), (480, 605)]
     assert zones[-1][2] is agreeing[2]
     assert product_rows(boxes[:2]) == []  # two products are not a row
+    # Nor are four in line among many (under six products' width: price tags, a side bay).
+    short = np.array(row(200, 0, 4) + row(600, 0, 28), dtype=float)
+    assert [r.y_top for r in product_rows(short)] == [600]
 
 
 def _bay(gray: np.ndarray, x1: int, x2: int, rails: list[int]) -> None:

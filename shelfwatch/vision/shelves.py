@@ -264,16 +264,22 @@ def _regularise(edges: list[ShelfEdge], ratio: float = 0.6) -> list[ShelfEdge]:
     return edges
 
 
-def product_rows(boxes: np.ndarray, min_products: int = 3) -> list[ShelfEdge]:
+def product_rows(
+    boxes: np.ndarray, min_products: int = 3, min_span: float = 6.0
+) -> list[ShelfEdge]:
     """Shelf rows implied by products standing side by side: boxes whose bottoms line up.
 
     Returns one edge per row at the products' common bottom (where the shelf is), spanning
     the row's x extent; its ``strength`` holds the row's top (a quartile of the products'
-    tops). Rows of fewer than ``min_products`` are not rows.
+    tops). Rows of fewer than ``min_products``, or narrower than ``min_span`` typical product
+    widths, are not rows: a few boxes in line (price tags, a side bay's edge) made extra
+    shelves (real-shelves one-to-one precision 0.58 -> 0.63 at 6, recall 0.82 -> 0.83;
+    4 / 5 / 8 widths: 0.61 / 0.62 / 0.65 precision, 0.83 / 0.84 / 0.81 recall).
     """
     if len(boxes) == 0:
         return []
     height = float(np.median(boxes[:, 3] - boxes[:, 1]))
+    width = float(np.median(boxes[:, 2] - boxes[:, 0]))
     clusters: list[list[int]] = []
     medians: list[float] = []  # each cluster's median bottom, updated as it grows
     for i in np.argsort(boxes[:, 3]):
@@ -287,7 +293,7 @@ def product_rows(boxes: np.ndarray, min_products: int = 3) -> list[ShelfEdge]:
             medians.append(float(boxes[i, 3]))
     rows = []
     for c in clusters:
-        if len(c) < min_products:
+        if len(c) < min_products or boxes[c, 2].max() - boxes[c, 0].min() < min_span * width:
             continue
         bottom = int(np.median(boxes[c, 3]))
         rows.append(
