@@ -193,8 +193,7 @@ def score_real_shelves(
             continue
         # A detected shelf's band: from the products' tops down to its edge strip.
         bands = [(s.y1, s.y2) for s in scene.shelves]
-        judged, correct = shelf_precision_counts(scene.shelves, boxes)
-        matched, _, matched_area, judged_area = one_to_one_shelves(scene.shelves, boxes)
+        matches = shelf_matches(scene.shelves, boxes)
         rows.append(
             {
                 "set": "real-shelves",
@@ -202,11 +201,7 @@ def score_real_shelves(
                 "shelves": len(truth),
                 "found": shelf_recall(bands, truth),
                 "detected": len(bands),
-                "judged": judged,
-                "correct": correct,
-                "matched": matched,
-                "matched_area": matched_area,
-                "judged_area": judged_area,
+                **matches,
                 "ms": round(ms, 1),
                 "low_confidence": bool(scene.quality.get("low_confidence")),
             }
@@ -217,25 +212,6 @@ def score_real_shelves(
                 str(overlay / f"shelves-{Path(name).stem}.png"), render_overlay(image, scene)
             )
     return rows
-
-
-def shelf_precision_counts(shelves: list[Shelf], boxes: list[tuple[float, ...]]) -> tuple[int, int]:
-    """(judged, correct) detected shelves: judged when its centre lies within the columns of
-    the annotated shelves (side bays are not annotated), correct when an annotated shelf
-    overlaps its columns and its vertical extent with IoU >= 0.5. Recall alone rewards
-    finding many bands; this keeps it honest. A lower bound: an unannotated shelf inside
-    those columns (an aisle's side bay) counts as wrong."""
-    lo, hi = min(b[0] for b in boxes), max(b[2] for b in boxes)
-    judged = [s for s in shelves if lo <= (s.x1 + s.x2) / 2 <= hi]
-    correct = sum(
-        1
-        for s in judged
-        if any(
-            interval_iou((b[1], b[3]), (s.y1, s.y2)) >= 0.5 and min(b[2], s.x2) > max(b[0], s.x1)
-            for b in boxes
-        )
-    )
-    return len(judged), correct
 
 
 def score_real_products(
@@ -251,14 +227,8 @@ def score_real_products(
         start = time.perf_counter()
         scene = segmenter.segment(image)
         ms = (time.perf_counter() - start) * 1000
-        rx1, ry1, rx2, ry2 = regions.get(name, (0, 0, image.shape[1], image.shape[0]))
-        c = scene.products.centers
-        inside = (
-            (c[:, 0] >= rx1) & (c[:, 0] <= rx2) & (c[:, 1] >= ry1) & (c[:, 1] <= ry2)
-            if len(c)
-            else np.zeros(0, bool)
-        )
-        pred = scene.products.xyxy[inside]
+        region = regions.get(name, (0, 0, image.shape[1], image.shape[0]))
+        pred = scene.products.xyxy[_inside(scene.products.centers, region)]
         tp = greedy_match(pred, truth)
         rows.append(
             {
@@ -309,7 +279,7 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
             sum(r.get("correct", 0) for r in rows) / max(1, sum(r.get("judged", 0) for r in rows)),
             4,
         ),
-        # One to one: each annotated shelf its own detected shelf (see one_to_one_shelves).
+        # One to one: each annotated shelf its own detected shelf (see shelf_matches).
         "shelf_recall_1to1": round(sum(r.get("matched", 0) for r in rows) / max(1, total), 4),
         "shelf_precision_1to1": round(
             sum(r.get("matched_area", 0) for r in rows)
@@ -338,25 +308,24 @@ def real_products_coco(folder: Path, cameras: tuple[str, ...]) -> dict[str, Any]
     return to_coco(real_products(folder, cameras), [PRODUCT], segmentation="rle")
 
 
-def one_to_one_shelves(
-    shelves: list[Shelf], boxes: list[tuple[float, ...]]
-) -> tuple[int, int, int, int]:
-    """Each annotated shelf needs its own detected shelf (vertical IoU >= 0.5, columns
-    overlapping), matched one to one (Hungarian assignment on the vertical IoU): one band
-    over three annotated shelves matches one of them, not three.
+def shelf_matches(shelves: list[Shelf], boxes: list[tuple[float, ...]]) -> dict[str, int]:
+    """Detected shelves against annotated shelf boxes.
 
-    Returns (matched, judged, matched in area, judged in area). ``judged``: detected shelves
-    centred within the annotated columns (as ``shelf_precision_counts``: a lower bound, since
-    the unannotated lower shelves or side bay of a photo count as wrong there); "in area":
-    centred within the box around all annotated shelves, where the annotators boxed every
-    shelf."""
+    ``judged``: detected shelves centred within the annotated columns (side bays are not
+    annotated); ``correct``: judged ones that some annotated shelf overlaps in columns and
+    vertically with IoU >= 0.5 (a lower bound: an unannotated shelf inside those columns, an
+    aisle's side bay, counts as wrong). ``matched``: the same test one to one (Hungarian
+    assignment on the vertical IoU), so one band over three annotated shelves matches one of
+    them, not three. ``judged_area`` / ``matched_area``: those centred within the box around
+    all annotated shelves, where the annotators boxed every shelf."""
     from scipy.optimize import linear_sum_assignment
 
     lo, hi = min(b[0] for b in boxes), max(b[2] for b in boxes)
     top, bottom = min(b[1] for b in boxes), max(b[3] for b in boxes)
     judged = [s for s in shelves if lo <= (s.x1 + s.x2) / 2 <= hi]
+    out = dict.fromkeys(("judged", "correct", "matched", "judged_area", "matched_area"), 0)
     if not judged:
-        return 0, 0, 0, 0
+        return out
     in_area = np.array([top <= (s.y1 + s.y2) / 2 <= bottom for s in judged])
     iou = np.array(
         [
@@ -368,8 +337,22 @@ def one_to_one_shelves(
         ]
     )
     rows, cols = linear_sum_assignment(-iou)
-    hit = iou[rows, cols] >= 0.5
-    return int(hit.sum()), len(judged), int(in_area[cols[hit]].sum()), int(in_area.sum())
+    hit = cols[iou[rows, cols] >= 0.5]
+    out |= {
+        "judged": len(judged),
+        "correct": int((iou >= 0.5).any(axis=0).sum()),
+        "matched": len(hit),
+        "judged_area": int(in_area.sum()),
+        "matched_area": int(in_area[hit].sum()),
+    }
+    return out
+
+
+def _inside(centres: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """Which (N, 2) centres lie in the box (x1, y1, x2, y2), edges included."""
+    x1, y1, x2, y2 = box
+    c = centres.reshape(-1, 2)
+    return (c[:, 0] >= x1) & (c[:, 0] <= x2) & (c[:, 1] >= y1) & (c[:, 1] <= y2)
 
 
 def score_real_counts(folder: Path, segmenter: Segmenter) -> list[dict[str, Any]]:
@@ -382,22 +365,16 @@ def score_real_counts(folder: Path, segmenter: Segmenter) -> list[dict[str, Any]
             by_image[row["image"]].append(row)
     for name, shelves in sorted(by_image.items()):
         image = load_image(folder / "images" / name)
-        centres = segmenter.segment(image).products.centers.reshape(-1, 2)
+        centres = segmenter.segment(image).products.centers
         for row in shelves:
-            x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
-            inside = (
-                (centres[:, 0] >= x1)
-                & (centres[:, 0] <= x2)
-                & (centres[:, 1] >= y1)
-                & (centres[:, 1] <= y2)
-            )
+            box = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
             rows.append(
                 {
                     "set": "real-shelves-counts",
                     "image": name,
                     "shelf": int(row["shelf"]),
                     "products": int(row["products"]),
-                    "detected": int(inside.sum()),
+                    "detected": int(_inside(centres, box).sum()),
                 }
             )
     return rows

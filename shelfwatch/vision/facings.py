@@ -6,6 +6,7 @@ empty ones; wide occupied runs (touching products) are split where vertical edge
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -58,12 +59,17 @@ def fixture_back_lab(bgr: np.ndarray, zones: list[tuple[int, int, int, int]]) ->
     The back is one colour across a fixture, while a block of tall packs of one colour only
     fills part of one shelf, so the mode over every zone's upper part is the back.
     """
-    pixels = []
-    for x1, y1, x2, y2 in zones:
-        if y2 - y1 < 12 or x2 - x1 < 12:
-            continue
-        lab, _, _, texture = zone_features(bgr[y1:y2, x1:x2])
-        pixels.append(upper_calm_pixels(lab, texture))
+    features = (
+        zone_features(bgr[y1:y2, x1:x2])
+        for x1, y1, x2, y2 in zones
+        if y2 - y1 >= 12 and x2 - x1 >= 12
+    )
+    return back_colour((lab, texture) for lab, _, _, texture in features)
+
+
+def back_colour(zones: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+    """The mode colour over the upper calm part of every zone's (Lab, texture), or None."""
+    pixels = [upper_calm_pixels(lab, texture) for lab, texture in zones]
     return mode_colour(np.concatenate(pixels)) if pixels else None
 
 
@@ -96,14 +102,9 @@ class Fixture:
         return image[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
 
     def back_lab(self, zones: list[tuple[int, int, int, int]]) -> np.ndarray | None:
-        """The fixture back's colour: the mode over every zone's upper calm part (as
-        ``fixture_back_lab``)."""
-        pixels = []
-        for zone in zones:
-            lab, texture = self._crop(self.lab, zone), self._crop(self.texture, zone)
-            if lab.shape[0] >= 6 and lab.shape[1] >= 6:
-                pixels.append(upper_calm_pixels(lab, texture))
-        return mode_colour(np.concatenate(pixels)) if pixels else None
+        """The fixture back's colour, as ``fixture_back_lab`` finds it."""
+        crops = ((self._crop(self.lab, z), self._crop(self.texture, z)) for z in zones)
+        return back_colour((lab, t) for lab, t in crops if min(lab.shape[:2]) >= 6)
 
     def product_masks(self, boxes: np.ndarray, back: np.ndarray | None) -> list[np.ndarray]:
         """Each product's mask inside its (int) box: what differs from the fixture back,
