@@ -114,6 +114,22 @@ if trend:
 else:
     st.info("No audits in this period.")
 
+st.subheader("Photos to retake (last 7 days)")
+with factory() as session:
+    since = dt.datetime.combine(day - dt.timedelta(days=6), dt.time(0), tzinfo=dt.UTC)
+    retakes = [
+        r
+        for r in reporting.retakes(session, scope, since)
+        if one_store is None or r["store"] == one_store
+    ]
+if retakes:
+    st.caption("Left out of audits and KPIs by the quality gate: photograph these again.")
+    retake_frame = pd.DataFrame(retakes)
+    st.dataframe(retake_frame, hide_index=True, width="stretch")
+    csv_download(retake_frame, f"retakes-{day}", "Download retakes CSV")
+else:
+    st.info("No photo to retake.")
+
 st.subheader("Worst fixtures (open findings by impact)")
 if worst:
     worst_frame = pd.DataFrame(worst)

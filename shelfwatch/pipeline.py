@@ -1,7 +1,8 @@
 """The analysis of one photo, composed from vision and planogram steps (no SQL here).
 
 photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> gap sizes in cm
-and missing facings (when the fixture width or the planogram is known).
+and missing facings (when the fixture width or the planogram is known) -> the quality gate's
+verdict (usable or retake).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from shelfwatch.core.scene import Gap, ShelfScene
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
 from shelfwatch.planogram.sku import Signature, identify_skus
 from shelfwatch.vision.base import Segmenter
+from shelfwatch.vision.quality import gate, measure
 
 
 @dataclass
@@ -42,21 +44,34 @@ def analyze_batch(
     batch = getattr(segmenter, "segment_batch", None)
     scenes = batch(images) if batch is not None else [segmenter.segment(i) for i in images]
     return [
-        _finish(image, scene, segmenter, context)
+        finish(image, scene, segmenter, context)
         for image, scene, context in zip(images, scenes, contexts, strict=True)
     ]
 
 
-def _finish(
+def finish(
     image: np.ndarray, scene: ShelfScene, segmenter: Segmenter, context: FixtureContext
 ) -> ShelfScene:
+    """SKUs, gap sizes and the quality verdict of a segmented photo (or stitched fixture)."""
     identify = getattr(segmenter, "identify", None)
     if identify is not None and context.catalog:
         # Model backends label SKUs by text prompts or example images of the catalog.
         scene = identify(image, scene, list(context.catalog.values()), context.catalog_dir)
     elif context.signatures:
         scene = identify_skus(image, scene, context.signatures)
-    return size_gaps(scene, context)
+    return judge(image, size_gaps(scene, context))
+
+
+def judge(image: np.ndarray, scene: ShelfScene) -> ShelfScene:
+    """The quality gate's verdict on the photo (measured here if the backend did not)."""
+    quality = (
+        scene.quality if "brightness" in scene.quality else {**measure(image), **scene.quality}
+    )
+    quality = gate(quality, len(scene.shelves), len(scene.products))
+    warnings = list(scene.warnings)
+    if quality["reasons"]:
+        warnings.append(f"retake: {', '.join(quality['reasons'])}")
+    return replace(scene, quality=quality, warnings=warnings)
 
 
 def size_gaps(scene: ShelfScene, context: FixtureContext) -> ShelfScene:

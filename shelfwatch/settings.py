@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shelfwatch.services.storage import PhotoStore
 
 
 class Settings(BaseSettings):
@@ -19,6 +23,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".shelfwatch")
     database_url: str | None = None
     storage_dir: Path | None = None
+    # Where photos and reference images live: a local folder (default: storage_dir) or an
+    # fsspec URL such as s3://bucket/prefix shared by workers on several machines.
+    storage_url: str | None = None
     backend: str = "opencv"
     model_dir: Path | None = None
     offline: bool = False
@@ -46,9 +53,26 @@ class Settings(BaseSettings):
     def resolved_storage_dir(self) -> Path:
         return self.storage_dir or (self.home / "photos")
 
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str(self.resolved_storage_dir)
+
+    def photo_store(self) -> PhotoStore:
+        from shelfwatch.services.storage import PhotoStore
+
+        return PhotoStore(self.resolved_storage_url, cache_dir=self.home / "cache")
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        """Where fine-tuned weights (``train --out``) are looked for by default."""
+        return self.model_dir or (self.home / "models")
+
     def ensure_dirs(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
+        if self.storage_url is None or "://" not in self.storage_url:
+            Path(self.resolved_storage_url.removeprefix("file://")).mkdir(
+                parents=True, exist_ok=True
+            )
 
 
 @lru_cache

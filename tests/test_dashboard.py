@@ -349,3 +349,47 @@ def test_bench_dashboard_builds_and_times_every_page(tmp_path: Path, cli) -> Non
         for user in ("bench-admin", "bench-manager")
     }
     assert all(r["median_ms"] > 0 for r in timed)
+
+
+def test_overview_lists_retakes_with_reasons(demo_home: Path, cli, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from shelfwatch.cli import app
+
+    with factory()() as session:
+        photo = session.scalars(select(Photo).order_by(Photo.captured_at.desc())).first()
+        store, fixture, when = photo.store.code, photo.fixture.code, photo.captured_at
+    blank = tmp_path / "lens-cap.jpg"
+    Image.new("RGB", (1200, 900), (3, 3, 3)).save(blank)
+    args = ["ingest", str(blank), "--store", store, "--fixture", fixture]
+    assert cli.invoke(app, [*args, "--captured-at", when.isoformat()]).exit_code == 0
+    assert cli.invoke(app, ["worker", "--until-empty"]).exit_code == 0
+    at = page("overview", "boss")
+    assert not at.exception
+    retakes = next(d.value for d in at.dataframe if "reasons" in d.value.columns)
+    assert list(retakes["store"]) == [store] and list(retakes["fixture"]) == [fixture]
+    assert list(retakes["reasons"]) == ["blank"]
+    other = "S002" if store == "S001" else "S001"
+    narrowed = page("overview", "boss", store=other)
+    assert not any("reasons" in d.value.columns for d in narrowed.dataframe)
+
+
+def test_upload_page_shows_workers_and_admin_retries(demo_home: Path) -> None:
+    from shelfwatch.db.models import PhotoStatus
+
+    with factory().begin() as session:
+        photo = session.scalars(select(Photo).order_by(Photo.id)).first()
+        photo.status, photo.attempts = PhotoStatus.quarantined.value, 3
+        photo.last_error = "OSError: disk gone"
+        photo_id = photo.id
+    at = page("upload", "boss")
+    assert not at.exception
+    assert "No worker is running" in texts(at)
+    manager = page("upload", "anna" if photo.store_id == 1 else "bert")
+    assert not [b for b in manager.button if b.label.startswith("Retry")]  # admins only
+    retry = next(b for b in at.button if b.label.startswith("Retry"))
+    retry.click().run()
+    assert not at.exception and "1 photo(s) queued again" in at.success[0].value
+    with factory()() as session:
+        again = session.get(Photo, photo_id)
+        assert (again.status, again.attempts) == ("queued", 0)

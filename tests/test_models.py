@@ -20,7 +20,7 @@ from shelfwatch.core.imageio import load_image  # noqa: E402
 from shelfwatch.settings import get_settings  # noqa: E402
 from shelfwatch.vision import registry  # noqa: E402
 from shelfwatch.vision.models.clipseg import ClipSegReferrer  # noqa: E402
-from shelfwatch.vision.models.heatmaps import heatmap_to_instances  # noqa: E402
+from shelfwatch.vision.models.heatmaps import heatmap_to_instances, instances_at  # noqa: E402
 from shelfwatch.vision.models.instances import InstanceSegmenter  # noqa: E402
 from shelfwatch.vision.models.loading import ModelUnavailable  # noqa: E402
 from tests.tiny_models import build_clipseg, build_mask2former  # noqa: E402
@@ -89,6 +89,24 @@ def test_heatmap_watershed_splits_touching_facings() -> None:
     assert len(instances) == 3
     xs = sorted(int(b[0]) for b in instances.xyxy)
     assert xs[0] <= 22 and 55 <= xs[1] <= 65 and 95 <= xs[2] <= 105
+
+
+def test_instances_at_model_resolution_match_full_resolution() -> None:
+    """Thresholding at model resolution and upsampling kept masks inside their boxes finds
+    the packs the full-resolution heatmap finds, with boxes within a model pixel."""
+    import cv2
+
+    small = np.zeros((44, 88), np.float32)
+    for x in (5, 25, 45):
+        small[5:40, x : x + 18] = 0.9
+    full = cv2.resize(small, (880, 440), interpolation=cv2.INTER_LINEAR)
+    reference = heatmap_to_instances(full, threshold=0.5)
+    fast = instances_at(small, (440, 880), threshold=0.5)
+    assert len(fast) == len(reference) == 3
+    for a, b in zip(sorted(fast.xyxy.tolist()), sorted(reference.xyxy.tolist()), strict=True):
+        assert np.abs(np.array(a) - np.array(b)).max() <= 10  # one model pixel = 10 px
+    for box, mask in zip(fast.xyxy.astype(int), fast.masks, strict=True):
+        assert mask.shape == (box[3] - box[1], box[2] - box[0]) and mask.mean() > 0.8
 
 
 def test_mask2former_postprocess_matches_full_upsampling(

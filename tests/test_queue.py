@@ -23,6 +23,7 @@ from shelfwatch.db.migrate import upgrade
 from shelfwatch.db.models import Photo, PhotoStatus, ProductInstance
 from shelfwatch.services import stores
 from shelfwatch.services.ingest import ingest_paths, watch
+from shelfwatch.services.storage import PhotoStore
 
 pytestmark = pytest.mark.postgres
 
@@ -41,7 +42,7 @@ def _setup(url: str, storage: Path, photos: list[Path]) -> None:
     with factory.begin() as s:
         stores.add_store(s, "S1")
         stores.add_fixture(s, "S1", "F1", width_cm=100)
-    report = ingest_paths(factory, photos, "S1", "F1", storage)
+    report = ingest_paths(factory, photos, "S1", "F1", PhotoStore(storage))
     assert len(report.added) == len(photos)
 
 
@@ -197,7 +198,9 @@ def test_watch_folder_ingests_each_file_once(
     result = {}
     thread = threading.Thread(
         target=lambda: result.update(
-            report=watch(factory, drop, storage, interval_s=0.2, settle_s=0.6, stop=stop.is_set)
+            report=watch(
+                factory, drop, PhotoStore(storage), interval_s=0.2, settle_s=0.6, stop=stop.is_set
+            )
         )
     )
     thread.start()
@@ -239,11 +242,15 @@ def test_ingest_rejects_bombs_and_unsupported_formats(pg_url: str, tmp_path: Pat
     cv2.imwrite(str(unreadable), np.zeros((64, 64, 3), np.uint8))
     unreadable.chmod(0)
     report = ingest_paths(
-        session_factory(pg_url), [bomb, gif, unreadable, tmp_path / "nope.jpg"], "S1", "F1", storage
+        session_factory(pg_url),
+        [bomb, gif, unreadable, tmp_path / "nope.jpg"],
+        "S1",
+        "F1",
+        PhotoStore(storage),
     )
     reasons = {Path(p).name: r for p, r in report.rejected}
     assert "too large" in reasons["bomb.png"]
-    assert "unsupported image format GIF" in reasons["anim.gif"]
+    assert "GIF keeps 256 colours" in reasons["anim.gif"]
     assert "no such file" in reasons["nope.jpg"]
     if os.geteuid() != 0:  # root reads anything
         assert "locked.png" in reasons

@@ -42,15 +42,15 @@ def test_each_store_on_its_own_clock(factory) -> None:  # type: ignore[no-untype
 
 def test_runs_once_and_is_idempotent(factory) -> None:  # type: ignore[no-untyped-def]
     now = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-    first = run_due(factory, now, dt.time(6, 0), catchup_days=3, process=False)
+    first = run_due(factory, now, dt.time(6, 0), catchup_days=3)
     assert len(first) == 6  # 3 days x 2 stores
-    assert run_due(factory, now, dt.time(6, 0), catchup_days=3, process=False) == []
+    assert run_due(factory, now, dt.time(6, 0), catchup_days=3) == []
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Audit)) == 6
 
 
 def test_missed_days_are_caught_up(factory) -> None:  # type: ignore[no-untyped-def]
-    run_due(factory, dt.datetime(2026, 3, 5, 12, 0, tzinfo=UTC), dt.time(6, 0), 1, process=False)
+    run_due(factory, dt.datetime(2026, 3, 5, 12, 0, tzinfo=UTC), dt.time(6, 0), 1)
     # The scheduler was down from the 5th to the 9th.
     items = due(factory, dt.datetime(2026, 3, 9, 12, 0, tzinfo=UTC))
     # The 7-day window is the 3rd to the 9th; the 5th was audited before the outage.
@@ -80,7 +80,7 @@ def test_fall_back_day_runs_once(factory) -> None:  # type: ignore[no-untyped-de
     # 02:30 happens twice in Oslo on 2026-10-25: the audit is made the first time only.
     first = dt.datetime(2026, 10, 25, 0, 35, tzinfo=UTC)  # 02:35 CEST
     second = dt.datetime(2026, 10, 25, 1, 35, tzinfo=UTC)  # 02:35 CET
-    done = run_due(factory, first, dt.time(2, 30), 1, process=False)
+    done = run_due(factory, first, dt.time(2, 30), 1)
     assert DueAudit("OSL", dt.date(2026, 10, 25)) in done
-    again = run_due(factory, second, dt.time(2, 30), 1, process=False)
+    again = run_due(factory, second, dt.time(2, 30), 1)
     assert DueAudit("OSL", dt.date(2026, 10, 25)) not in again

@@ -16,6 +16,7 @@ from shelfwatch.services import stores
 from shelfwatch.services import worker as worker_module
 from shelfwatch.services.ingest import ingest_paths
 from shelfwatch.services.status import queue_status
+from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.worker import Worker, requeue
 
 
@@ -26,7 +27,7 @@ def _setup(url: str, rendered: Path, storage: Path, n: int) -> None:
         stores.add_store(s, "S1")
         stores.add_fixture(s, "S1", "F1", width_cm=100)
     images = sorted((rendered / "images").iterdir())[:n]
-    report = ingest_paths(factory, images, "S1", "F1", storage)
+    report = ingest_paths(factory, images, "S1", "F1", PhotoStore(storage))
     assert len(report.added) == n
 
 
@@ -39,7 +40,9 @@ def test_poison_photo_is_quarantined(
     with factory() as s:
         poison = s.scalars(select(Photo).order_by(Photo.id)).first()
         (storage / poison.storage_path).write_bytes(b"corrupted on disk")
-    result = Worker(factory, storage, max_attempts=3, backoff_s=0.0).run(until_empty=True)
+    result = Worker(factory, PhotoStore(storage), max_attempts=3, backoff_s=0.0).run(
+        until_empty=True
+    )
     assert result == {"done": 2, "failed": 3}
     with factory() as s:
         photo = s.get(Photo, poison.id)
@@ -55,7 +58,7 @@ def test_reprocessing_replaces_results(rendered: Path, tmp_path: Path) -> None:
     url, storage = f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "photos"
     _setup(url, rendered, storage, 1)
     factory = session_factory(url)
-    w = Worker(factory, storage)
+    w = Worker(factory, PhotoStore(storage))
     w.run(until_empty=True)
     with factory() as s:
         first = s.scalar(select(func.count(ProductInstance.id)))
@@ -71,7 +74,10 @@ def test_lost_lease_discards_result(rendered: Path, tmp_path: Path) -> None:
     url, storage = f"sqlite:///{tmp_path / 'l.db'}", tmp_path / "photos"
     _setup(url, rendered, storage, 1)
     factory = session_factory(url)
-    a, b = Worker(factory, storage, me="a"), Worker(factory, storage, me="b")
+    a, b = (
+        Worker(factory, PhotoStore(storage), me="a"),
+        Worker(factory, PhotoStore(storage), me="b"),
+    )
     photo_id = worker_module.claim_next(factory, a.me)
     with factory.begin() as s:  # the lease moved to another worker (a's lease expired)
         s.get(Photo, photo_id).locked_by = b.me
@@ -124,7 +130,7 @@ def test_batches_store_each_photo_and_isolate_a_bad_one(rendered: Path, tmp_path
     with factory() as s:
         bad = s.scalars(select(Photo).order_by(Photo.id)).all()[2]
         (storage / bad.storage_path).write_bytes(b"corrupted on disk")
-    w = Worker(factory, storage, max_attempts=1, batch_size=4)
+    w = Worker(factory, PhotoStore(storage), max_attempts=1, batch_size=4)
     assert w.run(until_empty=True) == {"done": 4, "failed": 1}
     with factory() as s:
         assert s.get(Photo, bad.id).status == PhotoStatus.quarantined.value

@@ -42,7 +42,7 @@ with factory() as session:
         session,
         scope,
         photo_id,
-        get_settings().resolved_storage_dir,
+        get_settings().photo_store(),
         show_masks,
         show_shelves,
         show_gaps,

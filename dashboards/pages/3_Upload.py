@@ -42,9 +42,7 @@ else:
                 path.write_bytes(f.getvalue())
                 paths.append(path)
             try:
-                report = ingest_paths(
-                    factory, paths, store, fixture, get_settings().resolved_storage_dir
-                )
+                report = ingest_paths(factory, paths, store, fixture, get_settings().photo_store())
             except ShelfWatchError as exc:
                 st.error(str(exc))
                 st.stop()
@@ -58,8 +56,26 @@ st.subheader("Processing status (your stores)")
 cols = st.columns(len(status["photos"]))
 for col, (state, count) in zip(cols, status["photos"].items(), strict=True):
     col.metric(state, count)
+alive = [w for w in status["workers"] if w["alive"]]
+if alive:
+    st.caption(
+        f"{len(alive)} worker(s) processing: "
+        + ", ".join(f"{w['name']} ({w['done']} done)" for w in alive)
+    )
+else:
+    st.warning(
+        "No worker is running: uploaded photos wait in the queue. Start one with "
+        "`shelfwatch worker` (`shelfwatch dashboard` starts one unless `--no-worker`)."
+    )
+if status["stalled"]:
+    st.warning(f"{len(status['stalled'])} photo(s) stalled on a stopped worker: retaken soon.")
 if status["errors"]:
     st.subheader("Failed and quarantined photos")
     errors = pd.DataFrame(status["errors"])
     st.dataframe(errors, hide_index=True, width="stretch")
     csv_download(errors, "failed-photos")
+    if scope.role == "admin" and st.button("Retry failed and quarantined photos"):
+        from shelfwatch.services.worker import requeue
+
+        ids = [int(e["photo_id"]) for e in status["errors"]]
+        st.success(f"{requeue(factory, ids)} photo(s) queued again")

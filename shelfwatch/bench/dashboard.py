@@ -47,6 +47,7 @@ from shelfwatch.services.catalog import (
     planogram_rows,
 )
 from shelfwatch.services.demo import run_demo, sample_data_dir
+from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.users import add_user
 from shelfwatch.settings import Settings
 
@@ -138,7 +139,9 @@ def build_database(
         with factory.begin() as session:
             if session.scalar(select(func.count(Store.id))):
                 raise ShelfWatchError(f"{url} is not empty; give an empty database")
-            import_catalog(session, sample_data_dir() / "sample" / "catalog.csv", storage_dir)
+            import_catalog(
+                session, sample_data_dir() / "sample" / "catalog.csv", PhotoStore(storage_dir)
+            )
     last_day = dt.date.today() - dt.timedelta(days=1)
     first_day = last_day - dt.timedelta(days=days - 1)
     pending: dict[type, list[dict[str, object]]] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import typer
 
-from shelfwatch.cli.common import friendly_errors, segmenter_for, settings
+from shelfwatch.cli.common import fail, friendly_errors, segmenter_for, settings
 from shelfwatch.core.errors import BadInputError
 from shelfwatch.core.imageio import load_image
 from shelfwatch.pipeline import FixtureContext, analyze
@@ -29,6 +29,43 @@ def _context(catalog: Path | None, width_cm: float | None) -> FixtureContext:
         signatures=load_signatures(catalog.parent, items),
         catalog_dir=catalog.parent,
     )
+
+
+def _analyze_capture(
+    paths: list[Path],
+    segmenter,  # type: ignore[no-untyped-def]
+    context: FixtureContext,
+    as_json: bool,
+    overlay: Path | None,
+    prompt: str | None = None,
+) -> None:
+    """One capture: one record per fixture it shows (one, unless views do not overlap)."""
+    from shelfwatch.capture import analyze_capture, load_frames
+
+    name = str(paths[0]) if len(paths) == 1 else f"{paths[0]}..{paths[-1].name}"
+    frames = load_frames(paths)
+    results = analyze_capture(frames, segmenter, context, prompt)
+    if len(results) > 1:
+        parts = "; ".join(f"frames {r.frames_used[0]}-{r.frames_used[-1]}" for r in results)
+        typer.echo(
+            f"warning: {name}: views that do not overlap: {len(results)} fixtures ({parts})",
+            err=True,
+        )
+    for n, result in enumerate(results, start=1):
+        label = name if len(results) == 1 else f"{name}#{n}"
+        if overlay is not None:
+            overlay.mkdir(parents=True, exist_ok=True)
+            stem = paths[0].stem + ("" if len(results) == 1 else f"-{n}")
+            cv2.imwrite(str(overlay / f"{stem}.png"), render_overlay(result.image, result.scene))
+        if as_json:
+            typer.echo(json.dumps(result.to_json(label)))
+        else:
+            counts = result.scene.counts()
+            typer.echo(
+                f"{label}: {len(result.frames_used)} frames, fixture "
+                f"{result.scene.width}x{result.scene.height}, {len(result.scene.shelves)} "
+                f"shelves, {counts['products']} products, {counts['gaps']} gaps"
+            )
 
 
 def _write_overlay(overlay: Path, image_path: Path, image, scene) -> Path:  # type: ignore[no-untyped-def]
@@ -55,10 +92,32 @@ def analyze_cmd(
     model: Path = typer.Option(
         None, "--model", help="The backend's weights: a train --out folder or a checkpoint."
     ),
+    capture: bool = typer.Option(
+        False, "--capture", help="The photos are one capture: overlapping views of one fixture."
+    ),
+    prompt: str = typer.Option(
+        None,
+        "--prompt",
+        help="With a capture and a referring backend (clipseg): this text's masks in every "
+        "chosen frame, linked by track id.",
+    ),
 ) -> None:
-    """Segment shelf photos: shelves, products (with masks), gaps and counts."""
+    """Segment shelf photos: shelves, products (with masks), gaps and counts. A video, or
+    photos given with --capture, is one capture of a fixture: one record for all frames."""
+    from shelfwatch.vision.video import is_video
+
     segmenter = segmenter_for(backend, model)
     context = _context(catalog, width_cm)
+    videos = [p for p in images if is_video(p)]
+    if capture or videos:
+        groups = [[v] for v in videos] if not capture else [images]
+        if not capture and len(videos) != len(images):
+            raise fail("give videos, or photos (one capture with --capture), not both")
+        for group in groups:
+            _analyze_capture(group, segmenter, context, as_json, overlay, prompt)
+        return
+    if prompt is not None:
+        raise fail("--prompt works on captures: give a video, or photos with --capture")
     failures = 0
     for path in images:
         try:
@@ -74,7 +133,14 @@ def analyze_cmd(
             typer.echo(json.dumps(scene.to_json(str(path))))
         else:
             counts = scene.counts()
-            flag = "  (low confidence)" if scene.quality.get("low_confidence") else ""
+            reasons = scene.quality.get("reasons") or []
+            flag = (
+                f"  (retake: {', '.join(reasons)})"
+                if reasons
+                else "  (low confidence)"
+                if scene.quality.get("low_confidence")
+                else ""
+            )
             typer.echo(
                 f"{path}: {len(scene.shelves)} shelves, {counts['products']} products, "
                 f"{counts['gaps']} gaps{flag}"

@@ -73,10 +73,18 @@ def database(ensure: bool = True, pre_ping: bool = True) -> sessionmaker[Session
 
 @functools.lru_cache(maxsize=4)
 def _ensure_schema(url: str, upgrade: Callable[[str], None]) -> None:
+    """An empty database gets the schema; one at an older revision is never migrated behind
+    the user's back (that is `shelfwatch db upgrade`, after a backup)."""
     from shelfwatch.db.migrate import current_revision, head_revision
 
-    if current_revision(url) != head_revision(url):
+    current, head = current_revision(url), head_revision(url)
+    if current is None:
         upgrade(url)
+    elif current != head:
+        raise ShelfWatchError(
+            f"the database is at schema revision {current}, this ShelfWatch needs {head}: "
+            "back it up, then run `shelfwatch db upgrade`"
+        )
 
 
 def is_tty() -> bool:

@@ -62,7 +62,7 @@ def labels_export(
     with database()() as session:
         report = label_service.export_labels(
             session,
-            settings().resolved_storage_dir,
+            settings().photo_store(),
             out,
             store,
             parse_date(since) if since else None,
@@ -117,7 +117,7 @@ def _labeled_photos(
     session: Session, labels: str, images: Path | None
 ) -> tuple[LabelSet | None, list[tuple[Path, LabeledImage]]]:
     """(label set or None, [(photo file, labels)]) for ``--labels FILE|NAME``."""
-    storage = settings().resolved_storage_dir
+    storage = settings().photo_store()
     path = Path(labels)
     if path.suffix.lower() == ".json" or path.is_file():
         if images is None:
@@ -145,7 +145,7 @@ def eval_cmd(
             session,
             segmenter,
             photos,
-            settings().resolved_storage_dir,
+            settings().photo_store(),
             label_set,
             _bar("evaluating", as_json),
         )
@@ -254,9 +254,7 @@ def train_cmd(
     with database().begin() as session:
         for label, source in (("before", base), ("after", str(out))):
             segmenter = segmenter_from(backend, source)
-            m = label_service.evaluate_backend(
-                session, segmenter, photos, settings().resolved_storage_dir
-            )
+            m = label_service.evaluate_backend(session, segmenter, photos, settings().photo_store())
             typer.echo(
                 f"{label}: AP50 {m['ap50']}  AP {m['ap']}  count MAPE {m['count_mape']}  "
                 f"product IoU {m['product_iou']}"

@@ -283,6 +283,51 @@ def bench_worker(
         typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))
 
 
+@bench_app.command("captures")
+@friendly_errors
+def bench_captures(
+    seeds: str = typer.Option("9101,9102,9103", "--seeds", help="Render seeds (comma-separated)."),
+    shared: Path = typer.Option(None, "--shared", help="../shared: also its real videos."),
+    backend: str = typer.Option(None, "--backend", help="Segmentation backend."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Rendered captures (videos and 5-photo series) scored against exact truth, and the
+    real aisle videos: counts, consistency and time per second of video."""
+    import tempfile
+
+    from shelfwatch.bench import captures
+
+    segmenter = segmenter_for(backend)
+    say = (lambda _m: None) if as_json else typer.echo
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise fail(f"--seeds must be whole numbers, got {seeds!r}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = captures.rendered(segmenter, Path(tmp), seed_list, say)
+    out = [*rows, captures.summary(rows)]
+    if shared is not None:
+        out += captures.real_videos(segmenter, shared / "real-video", say)
+    for row in out:
+        typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@bench_app.command("quality")
+@friendly_errors
+def bench_quality(
+    shared: Path = typer.Option(Path("../shared"), "--shared", help="The shared data folder."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """The quality gate's measures (min / 5th pct / median / max) and retakes on real photos
+    and on degraded copies of them: how its thresholds were chosen."""
+    from shelfwatch.bench import quality
+
+    if not shared.is_dir():
+        raise fail(f"{shared}: no such folder (give --shared DIR)")
+    for row in quality.run(shared):
+        typer.echo(json.dumps(row) if as_json else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
 @bench_app.command("dashboard")
 @friendly_errors
 def bench_dashboard(

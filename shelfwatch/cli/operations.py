@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 
@@ -28,9 +30,13 @@ def ingest_cmd(
         None, "--watch", help="Watch DIR/<store>/<fixture>/ for new photos (Ctrl+C stops)."
     ),
     settle: float = typer.Option(2.0, "--settle", help="Seconds a file must stay unchanged."),
+    capture: bool = typer.Option(
+        False, "--capture", help="The photos (or a folder of them) are one capture of the fixture."
+    ),
 ) -> None:
-    """Validate, store and queue photos for processing (or watch a folder for them)."""
-    from shelfwatch.services.ingest import ingest_paths, watch
+    """Validate, store and queue photos for processing (or watch a folder for them). A video
+    is one capture of the fixture; so are photos given with --capture (in walk order)."""
+    from shelfwatch.services.ingest import expand_paths, ingest_capture, ingest_paths, watch
 
     if watch_dir is not None:
         if not watch_dir.is_dir():
@@ -39,32 +45,44 @@ def ingest_cmd(
         watch(
             database(),
             watch_dir,
-            settings().resolved_storage_dir,
+            settings().photo_store(),
             settle_s=settle,
             report=lambda status, msg: typer.echo(f"{status}: {msg}", err=status == "rejected"),
         )
         return
     if not paths or not store or not fixture:
         raise fail("give photos with --store and --fixture, or --watch DIR")
+    if capture:
+        files = list(expand_paths(paths))
+        with database().begin() as session:
+            status, photo = ingest_capture(
+                session, files, store, fixture, settings().photo_store(), captured_at
+            )
+        typer.echo(f"capture of {len(files)} photos {status} (id {photo.id})")
+        return
     report = ingest_paths(
         database(),
         paths,
         store,
         fixture,
-        settings().resolved_storage_dir,
+        settings().photo_store(),
         captured_at,
         progress=True,
     )
     for path in report.duplicates:
         typer.echo(f"already ingested: {path}")
+    for path, reason in report.skipped:
+        typer.echo(f"skipped: {path}: {reason}", err=True)
     for path, reason in report.rejected:
         typer.echo(f"error: {path}: {reason}", err=True)
     typer.echo(
         f"{len(report.added)} ingested, {len(report.duplicates)} duplicates, "
-        f"{len(report.rejected)} rejected"
+        f"{len(report.rejected)} rejected, {len(report.skipped)} skipped"
     )
     if report.rejected:
         raise typer.Exit(1)
+    if not report.added and not report.duplicates:
+        raise fail("no photo found in what was given")
 
 
 @friendly_errors
@@ -83,6 +101,7 @@ def worker_cmd(
     if processes > 1 and s.resolved_database_url.startswith("sqlite"):
         raise fail("SQLite supports one worker process; use PostgreSQL for --processes > 1")
     name = backend or s.backend
+    _exit_on_sigterm()
     if processes == 1:
         from shelfwatch.services.worker import worker_from_settings
 
@@ -95,8 +114,24 @@ def worker_cmd(
     ]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.join()
+    finally:  # stopped: each child hands its photos back before it exits
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join()
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop, the dashboard) ends a worker as Ctrl+C does: cleanly."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _worker_process(backend: str, until_empty: bool) -> None:
@@ -104,6 +139,7 @@ def _worker_process(backend: str, until_empty: bool) -> None:
 
     from shelfwatch.services.worker import worker_from_settings
 
+    _exit_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     factory = database(ensure=False, pre_ping=False)
     worker_from_settings(factory, settings(), backend).run(until_empty=until_empty)
@@ -125,8 +161,59 @@ def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         f"oldest queued: {status['oldest_queued_age_s'] or '-'} s; "
         f"throughput: {status['throughput_per_min']}/min"
     )
+    for w in status["workers"]:  # type: ignore[union-attr]
+        state = "alive" if w["alive"] else "STOPPED"
+        typer.echo(
+            f"worker {w['name']} ({w['backend']}): {state}, heartbeat {w['heartbeat_age_s']} s "
+            f"ago, {w['done']} done"
+        )
+    if not status["workers"]:
+        typer.echo("no worker running: start one with `shelfwatch worker`")
+    for p in status["stalled"]:  # type: ignore[union-attr]
+        typer.echo(f"stalled: photo {p['photo_id']} ({p['name']}) on {p['worker']}: {p['why']}")
     for e in status["errors"]:  # type: ignore[union-attr]
-        typer.echo(f"{e['name']} ({e['sha256'][:12]}), {e['attempts']} attempts: {e['error']}")
+        typer.echo(
+            f"photo {e['photo_id']} {e['name']} ({e['sha256'][:12]}) {e['status']}, "
+            f"{e['attempts']} attempts: {e['error']}"
+        )
+
+
+@friendly_errors
+def requeue_cmd(
+    photos: list[str] = typer.Argument(None, help="Photo ids or SHA-256 prefixes."),
+    quarantined: bool = typer.Option(False, "--quarantined", help="Every quarantined photo."),
+    failed: bool = typer.Option(False, "--failed", help="Every failed photo."),
+) -> None:
+    """Retry failed or quarantined photos with a fresh attempt count."""
+    from sqlalchemy import select
+
+    from shelfwatch.db.models import Photo
+    from shelfwatch.services.worker import RETRYABLE, requeue
+
+    if not photos and not quarantined and not failed:
+        raise fail("give photo ids, --quarantined or --failed")
+    factory = database()
+    ids: list[int] | None = None
+    if photos:
+        ids = []
+        with factory() as session:
+            for ref in photos:
+                query = (
+                    select(Photo).where(Photo.id == int(ref))
+                    if ref.isdigit()
+                    else select(Photo).where(Photo.sha256.startswith(ref.lower()))
+                )
+                found = session.scalars(query.limit(2)).all()
+                if len(found) != 1:
+                    raise fail(f"{ref}: {'no' if not found else 'more than one'} such photo")
+                if found[0].status not in RETRYABLE:
+                    raise fail(f"{ref}: photo is {found[0].status}, not failed or quarantined")
+                ids.append(found[0].id)
+    n = requeue(factory, ids) if ids else 0
+    statuses = [s for s, chosen in (("quarantined", quarantined), ("failed", failed)) if chosen]
+    if statuses:
+        n += requeue(factory, None, tuple(statuses))
+    typer.echo(f"{n} photo(s) queued again")
 
 
 @friendly_errors
@@ -156,6 +243,7 @@ class ExportKind(StrEnum):
     gaps = "gaps"
     products = "products"
     counts = "counts"
+    photos = "photos"
 
 
 @friendly_errors
@@ -211,7 +299,8 @@ def dashboard_script() -> Path:
     raise FileNotFoundError("dashboards/Overview.py is missing from this install")
 
 
-def launch_dashboard(port: int, address: str = "localhost") -> None:
+def launch_dashboard(port: int, address: str = "localhost", worker: bool = True) -> None:
+    """Run Streamlit (and a worker beside it) until Ctrl+C or SIGTERM, then stop both."""
     from shelfwatch.webui import MAX_UPLOAD_MB
 
     script = dashboard_script()
@@ -235,18 +324,44 @@ def launch_dashboard(port: int, address: str = "localhost") -> None:
         "--client.toolbarMode",
         "viewer",
     ]
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(cmd, check=False, env=os.environ.copy())
+    children = [subprocess.Popen(cmd, env=os.environ.copy())]
+    if worker:
+        typer.echo("processing uploads with a worker beside it (--no-worker: none)")
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "shelfwatch", "worker"], env=os.environ.copy())
+        )
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # one path for Ctrl+C and SIGTERM: the finally below
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            while all(c.poll() is None for c in children):
+                time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 @friendly_errors
 def dashboard_cmd(
     port: int = typer.Option(None, "--port", help="Port (default: settings, 8501)."),
     address: str = typer.Option("localhost", "--address", help="Address to listen on."),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Do not process uploads here (workers run elsewhere)."
+    ),
 ) -> None:
-    """Start the store-manager dashboard."""
+    """Start the store-manager dashboard, with a worker that processes uploads."""
     database()
-    launch_dashboard(port or settings().dashboard_port, address)
+    launch_dashboard(port or settings().dashboard_port, address, worker=not no_worker)
 
 
 @friendly_errors
@@ -254,6 +369,7 @@ def demo_cmd(
     no_dashboard: bool = typer.Option(False, "--no-dashboard", help="Do not start the dashboard."),
     data: Path = typer.Option(None, "--data", help="Sample data folder (default: bundled)."),
     port: int = typer.Option(None, "--port", help="Dashboard port."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="No worker beside the dashboard."),
 ) -> None:
     """Run everything on the bundled sample data and open the dashboard."""
     from shelfwatch.services.demo import run_demo
@@ -261,7 +377,7 @@ def demo_cmd(
     s = settings()
     run_demo(s, data)
     if not no_dashboard:
-        launch_dashboard(port or s.dashboard_port)
+        launch_dashboard(port or s.dashboard_port, worker=not no_worker)
 
 
 @friendly_errors

@@ -108,7 +108,7 @@ def fixtures_list(store: str = typer.Option(None, "--store", help="Only this sto
 def catalog_import(file: Path = typer.Argument(..., help="Catalog CSV or JSON.")) -> None:
     """Import a catalog (all or nothing)."""
     with database().begin() as session:
-        res = catalog_service.import_catalog(session, file, settings().resolved_storage_dir)
+        res = catalog_service.import_catalog(session, file, settings().photo_store())
     typer.echo(f"catalog: {res.added} added, {res.updated} updated, {res.unchanged} unchanged")
 
 

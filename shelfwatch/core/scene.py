@@ -8,6 +8,7 @@ per-object records. Masks are kept cropped to their box so a dense photo stays s
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,16 @@ class Gap:
         return int(self.bbox[2] - self.bbox[0])
 
 
+def _column(values: Any, n: int, dtype: type, default: float, name: str) -> np.ndarray:
+    """One per-product column: ``default`` when not given, else exactly ``n`` values."""
+    if values is None:
+        return np.full(n, default, dtype=dtype)
+    out = np.asarray(values, dtype=dtype).reshape(-1)
+    if len(out) != n:
+        raise ValueError(f"{len(out)} {name} for {n} boxes")
+    return out
+
+
 @dataclass
 class Products:
     """Product instances (facings) of one photo, column-wise.
@@ -54,27 +65,30 @@ class Products:
     ``xyxy``: (N, 4) int boxes in pixels; ``masks``: N boolean arrays cropped to their box
     (or ``None`` for box-only backends); ``scores``: (N,) confidence; ``shelf``: (N,) shelf
     index, 0 when unassigned; ``sku``: N labels, ``None`` when not identified;
-    ``sku_score``: (N,) similarity of the SKU match.
+    ``sku_score``: (N,) similarity of the SKU match; ``track``: (N,) the physical product's
+    id across the frames of a capture (-1 for a single photo). Columns left out are filled
+    with their defaults; a column given with another length than the boxes is an error.
     """
 
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    scores: np.ndarray | None = None
     masks: list[np.ndarray] | None = None
-    shelf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    sku: list[str | None] = field(default_factory=list)
-    sku_score: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    shelf: np.ndarray | None = None
+    sku: list[str | None] | None = None
+    sku_score: np.ndarray | None = None
+    track: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = len(self.xyxy)
-        self.xyxy = np.asarray(self.xyxy, dtype=np.int32).reshape(n, 4)
-        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n)
-        if len(self.shelf) != n:
-            self.shelf = np.zeros(n, dtype=np.int32)
-        self.shelf = np.asarray(self.shelf, dtype=np.int32)
+        boxes = np.asarray(self.xyxy)
+        n = len(boxes)
+        self.xyxy = boxes.astype(np.int32).reshape(n, 4)
+        self.scores = _column(self.scores, n, np.float32, 1.0, "scores")
+        self.shelf = _column(self.shelf, n, np.int32, 0, "shelf")
+        self.sku_score = _column(self.sku_score, n, np.float32, 0.0, "sku_score")
+        self.track = _column(self.track, n, np.int32, -1, "track")
+        self.sku = [None] * n if self.sku is None else list(self.sku)
         if len(self.sku) != n:
-            self.sku = [None] * n
-        if len(self.sku_score) != n:
-            self.sku_score = np.zeros(n, dtype=np.float32)
+            raise ValueError(f"{len(self.sku)} sku labels for {n} boxes")
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"{len(self.masks)} masks for {n} boxes")
 
@@ -100,6 +114,7 @@ class Products:
             shelf=self.shelf[idx],
             sku=[self.sku[i] for i in idx],
             sku_score=self.sku_score[idx],
+            track=self.track[idx],
         )
 
     @classmethod
@@ -115,6 +130,7 @@ class Products:
             shelf=np.concatenate([p.shelf for p in parts]),
             sku=[s for p in parts for s in p.sku],
             sku_score=np.concatenate([p.sku_score for p in parts]),
+            track=np.concatenate([p.track for p in parts]),
         )
 
     @property
@@ -167,7 +183,7 @@ class ShelfScene:
     products: Products = field(default_factory=Products)
     gaps: list[Gap] = field(default_factory=list)
     backend: str = ""
-    quality: dict[str, float | bool] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)  # measures, flags, verdict
     warnings: list[str] = field(default_factory=list)
 
     def with_products(self, products: Products) -> ShelfScene:

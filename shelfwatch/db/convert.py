@@ -33,6 +33,7 @@ def scene_rows(photo_id: int, scene: ShelfScene) -> dict[type, list[dict[str, ob
                 "sku": p.sku[i],
                 "sku_score": float(p.sku_score[i]),
                 "backend": scene.backend,
+                "track": int(p.track[i]) if p.track[i] >= 0 else None,
             }
         )
     return {
@@ -94,6 +95,7 @@ def load_scene(session: Session, photo: models.Photo, with_masks: bool = True) -
         shelf=np.array([i.shelf for i in items]),
         sku=[i.sku for i in items],
         sku_score=np.array([i.sku_score or 0.0 for i in items]),
+        track=np.array([-1 if i.track is None else i.track for i in items]),
     )
     return ShelfScene(
         width=photo.width,

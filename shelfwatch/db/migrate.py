@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 
 import shelfwatch
+from shelfwatch.core.errors import ShelfWatchError
 
 
 def migrations_dir() -> Path:
@@ -29,11 +34,26 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    with _known_revisions():
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+    with _known_revisions():
+        command.downgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _known_revisions() -> Iterator[None]:
+    """Alembic's error for a revision it does not know, as one line naming the known ones."""
+    try:
+        yield
+    except (CommandError, ResolutionError) as exc:
+        script = ScriptDirectory.from_config(alembic_config(""))
+        known = [s.revision for s in script.walk_revisions()]
+        raise ShelfWatchError(
+            f"{exc}; known revisions: {', '.join(sorted(known))} (or base, head)"
+        ) from None
 
 
 def current_revision(url: str) -> str | None:

@@ -153,9 +153,32 @@ class Photo(Base):
     backend: Mapped[str | None] = mapped_column(String(64))
     model_version: Mapped[str | None] = mapped_column(String(200))  # which weights analysed it
     quality: Mapped[dict | None] = mapped_column(JSON)
+    # "usable" or "retake" (quality gate); audits and KPIs use usable photos only.
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    # A capture: "photo" (one frame), "video" (the stored file is the video) or "series"
+    # (the stored file is a JSON list of its photos' store paths). For a video or series,
+    # width/height are the stitched fixture's, ``frames`` the frames used, and
+    # ``stitched_path`` the stitched picture in the store.
+    media: Mapped[str] = mapped_column(String(8), default="photo", server_default="photo")
+    frames: Mapped[int | None] = mapped_column(Integer)
+    stitched_path: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     store: Mapped[Store] = relationship()
     fixture: Mapped[Fixture] = relationship()
+
+
+class Worker(Base):
+    """A running worker process; its heartbeat says it is alive (photos of a silent one are
+    taken over by the others)."""
+
+    __tablename__ = "workers"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PhotoShelf(Base):
@@ -194,6 +217,7 @@ class ProductInstance(Base):
     sku: Mapped[str | None] = mapped_column(String(64), index=True)
     sku_score: Mapped[float | None] = mapped_column(Float)
     backend: Mapped[str] = mapped_column(String(64))
+    track: Mapped[int | None] = mapped_column(Integer)  # the product across a capture's frames
 
 
 class Gap(Base):

@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from shelfwatch.core.errors import BadInputError, ShelfWatchError
+from shelfwatch.core.imageio import load_image
 
 CATALOG_COLUMNS = [
     "sku",
@@ -85,9 +87,14 @@ def _read_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str
             ) from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise BadInputError(str(path), "JSON must be a list of objects")
-        missing = [c for c in required if data and c not in data[0]]
-        if missing:
-            raise BadInputError(str(path), f"missing field(s): {', '.join(missing)}")
+        # Every object needs every required field (a CSV row has all its columns).
+        problems = [
+            f"{path}:{i + 1}: missing field(s): {', '.join(missing)}"
+            for i, r in enumerate(data)
+            if (missing := [c for c in required if c not in r])
+        ]
+        if problems:
+            raise ValidationError(problems)
         return [
             (i + 1, {k: "" if v is None else str(v) for k, v in r.items()})
             for i, r in enumerate(data)
@@ -109,12 +116,16 @@ def _number(value: str, kind: type, where: str, name: str, problems: list[str]) 
     if value == "":
         return None
     try:
-        return kind(value)
+        number = kind(value)
     except ValueError:
         problems.append(
             f"{where}: {name} is not a {'whole ' if kind is int else ''}number: {value!r}"
         )
         return None
+    if not math.isfinite(number):
+        problems.append(f"{where}: {name} must be a finite number, got {value!r}")
+        return None
+    return number
 
 
 def read_catalog(path: str | Path) -> list[CatalogItem]:
@@ -141,6 +152,11 @@ def read_catalog(path: str | Path) -> list[CatalogItem]:
         ref = row.get("reference_image") or None
         if ref and not (path.parent / ref).exists():
             problems.append(f"{where}: reference_image {ref!r} not found next to the catalog")
+        elif ref:
+            try:
+                load_image(path.parent / ref)
+            except BadInputError as exc:
+                problems.append(f"{where}: reference_image {ref!r}: {exc.reason}")
         items.append(
             CatalogItem(
                 sku,

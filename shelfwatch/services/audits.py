@@ -21,6 +21,7 @@ from shelfwatch.planogram.compliance import ComplianceReport, Finding, check_com
 from shelfwatch.services.catalog import catalog_items, planogram_in_force, planogram_rows
 from shelfwatch.services.stores import get_store
 from shelfwatch.services.timeutil import local_day_bounds
+from shelfwatch.vision.quality import RETAKE
 
 KPI_KEYS = ("osa_pct", "compliance_strict_pct", "compliance_lenient_pct", "facings_compliance_pct")
 
@@ -47,11 +48,16 @@ def run_audit(session: Session, store_code: str, day: dt.date) -> AuditResult:
     """Compute (or recompute, replacing the old one) a store's audit for a local day."""
     store = get_store(session, store_code)
     photos = photos_of_day(session, store, day)
-    done = [p for p in photos if p.status == PhotoStatus.done.value]
+    processed = [p for p in photos if p.status == PhotoStatus.done.value]
+    # The quality gate: a photo to retake never counts (older rows have no verdict: usable).
+    done = [p for p in processed if p.verdict != RETAKE]
+    retakes = [p for p in processed if p.verdict == RETAKE]
     warnings = []
-    pending = len(photos) - len(done)
+    pending = len(photos) - len(processed)
     if pending:
-        warnings.append(f"{pending} photo(s) of the day not processed yet")
+        warnings.append(f"{pending} photo(s) of the day not processed yet (left out)")
+    if retakes:
+        warnings.append(f"{len(retakes)} photo(s) to retake left out")
     latest: dict[int, Photo] = {}
     for p in done:
         latest[p.fixture_id] = p  # ordered by time: the last one wins
@@ -92,9 +98,23 @@ def run_audit(session: Session, store_code: str, day: dt.date) -> AuditResult:
     audit.models = "; ".join(sorted(used)) or None
     for key, value in weighted_kpis(weights).items():
         setattr(audit, key, value)
-    audit.kpis = {"fixtures": {code: r.kpis for code, r in reports.items()}, "warnings": warnings}
-    if not done:
+    audit.kpis = {
+        "fixtures": {code: r.kpis for code, r in reports.items()},
+        "warnings": warnings,
+        "not_processed": pending,
+        "retakes": [
+            {
+                "photo_id": p.id,
+                "fixture": p.fixture.code,
+                "reasons": (p.quality or {}).get("reasons", []),
+            }
+            for p in retakes
+        ],
+    }
+    if not processed:
         audit.status = "no_photos"
+    elif not done:
+        audit.status = "no_usable_photos"
     session.flush()
     return AuditResult(audit, reports, warnings)
 

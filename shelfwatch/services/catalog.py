@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from shelfwatch.core.errors import ShelfWatchError
 from shelfwatch.db.models import CatalogProduct, Fixture, Planogram, PlanogramPosition, Store
 from shelfwatch.planogram import formats
 from shelfwatch.planogram.formats import ValidationError
+from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.stores import get_store
 
 
@@ -26,13 +26,13 @@ class ImportResult:
     unchanged: int = 0
 
 
-def import_catalog(session: Session, path: Path, storage_dir: Path) -> ImportResult:
-    """Add or update catalog products; reference images are copied into the storage dir."""
-    items = formats.read_catalog(path)
+def import_catalog(session: Session, path: Path, store: PhotoStore) -> ImportResult:
+    """Add or update catalog products; reference images are copied into the photo store."""
+    items = formats.read_catalog(path)  # validates sizes and reference images
     result = ImportResult()
     existing = {p.sku: p for p in session.scalars(select(CatalogProduct))}
     for item in items:
-        ref = _store_reference(path.parent, item.reference_image, storage_dir)
+        ref = _store_reference(path.parent, item.reference_image, store)
         values = dict(
             name=item.name,
             brand=item.brand,
@@ -56,17 +56,15 @@ def import_catalog(session: Session, path: Path, storage_dir: Path) -> ImportRes
     return result
 
 
-def _store_reference(base: Path, ref: str | None, storage_dir: Path) -> str | None:
-    """Copy a reference image content-addressed under ``storage_dir/refs``; return its path."""
+def _store_reference(base: Path, ref: str | None, store: PhotoStore) -> str | None:
+    """Copy a reference image content-addressed under ``refs/``; return its store path."""
     if not ref:
         return None
     src = base / ref
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    dest = storage_dir / "refs" / f"{digest}{src.suffix.lower()}"
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
-    return str(dest.relative_to(storage_dir))
+    rel = f"refs/{digest}{src.suffix.lower()}"
+    store.put_file(src, rel)
+    return rel
 
 
 def catalog_items(session: Session) -> list[formats.CatalogItem]:

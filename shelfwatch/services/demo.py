@@ -48,7 +48,7 @@ def run_demo(
     sample = data / "sample"
     settings.ensure_dirs()
     url = settings.resolved_database_url
-    storage = settings.resolved_storage_dir
+    storage = settings.photo_store()
     say(f"database: {url}")
     upgrade(url)
     factory = session_factory(url)

@@ -22,12 +22,10 @@ from shelfwatch.db.models import (
 )
 from shelfwatch.services.timeutil import as_utc, local_day_bounds
 
+PHOTO_COLUMNS = ["photo_sha256", "store", "fixture", "captured_at"]  # of every photo row
 EXPORTS: dict[str, list[str]] = {
     "products": [
-        "photo_sha256",
-        "store",
-        "fixture",
-        "captured_at",
+        *PHOTO_COLUMNS,
         "shelf",
         "sku",
         "score",
@@ -39,13 +37,19 @@ EXPORTS: dict[str, list[str]] = {
         "backend",
         "instance_id",
         "model_version",
+        "verdict",
+        "frames",
     ],
-    "counts": ["photo_sha256", "store", "fixture", "captured_at", "shelf", "sku", "products"],
+    "counts": [
+        *PHOTO_COLUMNS,
+        "shelf",
+        "sku",
+        "products",
+        "verdict",
+        "frames",
+    ],
     "gaps": [
-        "photo_sha256",
-        "store",
-        "fixture",
-        "captured_at",
+        *PHOTO_COLUMNS,
         "shelf",
         "x1",
         "y1",
@@ -54,6 +58,25 @@ EXPORTS: dict[str, list[str]] = {
         "width_px",
         "width_cm",
         "missing_facings",
+        "verdict",
+        "frames",
+    ],
+    "photos": [
+        *PHOTO_COLUMNS,
+        "photo_id",
+        "original_name",
+        "status",
+        "verdict",
+        "reasons",
+        "products",
+        "gaps",
+        "attempts",
+        "last_error",
+        "backend",
+        "model_version",
+        "processed_at",
+        "media",
+        "frames",
     ],
     "audits": [
         "store",
@@ -68,6 +91,8 @@ EXPORTS: dict[str, list[str]] = {
         "facings_compliance_pct",
         "computed_at",
         "models",
+        "retakes",
+        "not_processed",
     ],
     "findings": [
         "store",
@@ -113,11 +138,20 @@ def _of_done_photos(
     store_ids: Collection[int] | None,
 ) -> Select:
     """Rows of processed photos: join photo, store and fixture, then filter."""
-    query = (
-        query.join(Photo, photo_id == Photo.id)
-        .join(Store, Photo.store_id == Store.id)
-        .join(Fixture, Photo.fixture_id == Fixture.id)
-        .where(Photo.status == PhotoStatus.done.value)
+    query = query.join(Photo, photo_id == Photo.id).where(Photo.status == PhotoStatus.done.value)
+    return _of_photos(query, store, date_from, date_to, store_ids)
+
+
+def _of_photos(
+    query: Select,
+    store: str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    store_ids: Collection[int] | None,
+) -> Select:
+    """Join the photos' store and fixture, and filter by store and capture date."""
+    query = query.join(Store, Photo.store_id == Store.id).join(
+        Fixture, Photo.fixture_id == Fixture.id
     )
     if store:
         query = query.where(Store.code == store)
@@ -157,15 +191,21 @@ def export_query(
             ProductInstance.backend,
             ProductInstance.id,
             Photo.model_version,
+            Photo.verdict,
+            Photo.frames,
         ).order_by(Photo.captured_at, Photo.id, ProductInstance.id)
         return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to, store_ids)
     if kind == "counts":
+        # Grouped by the raw SKU: PostgreSQL sees each bound "unknown" literal as a separate
+        # parameter, so grouping by coalesce(...) in SELECT and GROUP BY fails there.
         q = (
             select(
                 *photo_cols,
                 ProductInstance.shelf,
                 func.coalesce(ProductInstance.sku, "unknown"),
                 func.count(ProductInstance.id),
+                Photo.verdict,
+                Photo.frames,
             )
             .group_by(
                 Photo.id,
@@ -173,14 +213,16 @@ def export_query(
                 Store.code,
                 Fixture.code,
                 Photo.captured_at,
+                Photo.verdict,
+                Photo.frames,
                 ProductInstance.shelf,
-                func.coalesce(ProductInstance.sku, "unknown"),
+                ProductInstance.sku,
             )
             .order_by(
                 Photo.captured_at,
                 Photo.id,
                 ProductInstance.shelf,
-                func.coalesce(ProductInstance.sku, "unknown"),
+                ProductInstance.sku.nulls_last(),
             )
         )
         return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to, store_ids)
@@ -195,8 +237,12 @@ def export_query(
             Gap.width_px,
             Gap.width_cm,
             Gap.missing_facings,
+            Photo.verdict,
+            Photo.frames,
         ).order_by(Photo.captured_at, Photo.id, Gap.id)
         return _of_done_photos(q, Gap.photo_id, store, date_from, date_to, store_ids)
+    if kind == "photos":
+        return _photos_query(store, date_from, date_to, store_ids)
     if kind == "audits":
         q = (
             select(
@@ -212,6 +258,8 @@ def export_query(
                 Audit.facings_compliance_pct,
                 Audit.computed_at,
                 Audit.models,
+                Audit.kpis,
+                Audit.kpis,
             )
             .join(Store, Audit.store_id == Store.id)
             .order_by(Audit.audit_date, Store.code)
@@ -266,14 +314,63 @@ def export_query(
     return q
 
 
+def _photos_query(
+    store: str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    store_ids: Collection[int] | None,
+) -> Select:
+    """Every photo (any status) with its verdict and how much was found on it."""
+    products = (
+        select(func.count(ProductInstance.id))
+        .where(ProductInstance.photo_id == Photo.id)
+        .scalar_subquery()
+    )
+    gaps = select(func.count(Gap.id)).where(Gap.photo_id == Photo.id).scalar_subquery()
+    q = (
+        select(
+            Photo.sha256,
+            Store.code,
+            Fixture.code,
+            Photo.captured_at,
+            Photo.id,
+            Photo.original_name,
+            Photo.status,
+            Photo.verdict,
+            Photo.quality,
+            products,
+            gaps,
+            Photo.attempts,
+            Photo.last_error,
+            Photo.backend,
+            Photo.model_version,
+            Photo.processed_at,
+            Photo.media,
+            Photo.frames,
+        )
+        .select_from(Photo)
+        .order_by(Photo.captured_at, Photo.id)
+    )
+    return _of_photos(q, store, date_from, date_to, store_ids)
+
+
+# Columns read out of a JSON document: (export, column) -> how.
+_FROM_JSON = {
+    ("photos", "reasons"): lambda q: " ".join((q or {}).get("reasons", [])),
+    ("audits", "retakes"): lambda k: len((k or {}).get("retakes", [])),
+    ("audits", "not_processed"): lambda k: (k or {}).get("not_processed", ""),
+}
+
+
 def export_rows(session: Session, kind: str, **filters: object) -> Iterator[list[object]]:
     """Rows of an export, fetched in batches (constant memory)."""
     result = session.execute(
         export_query(kind, **filters),  # type: ignore[arg-type]
         execution_options={"yield_per": 2000},
     )
+    readers = [_FROM_JSON.get((kind, c)) for c in EXPORTS[kind]]
     for row in result:
-        yield [_fmt(v) for v in row]
+        yield [_fmt(r(v) if r else v) for r, v in zip(readers, row, strict=True)]
 
 
 def write_csv(session: Session, kind: str, out: TextIO, **filters: object) -> int:

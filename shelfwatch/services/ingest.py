@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,12 +15,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shelfwatch.core.errors import BadInputError, ShelfWatchError
-from shelfwatch.core.imageio import load_image
+from shelfwatch.core.imageio import decode_image
 from shelfwatch.db.models import Photo, PhotoStatus
+from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.stores import get_fixture
 from shelfwatch.services.timeutil import parse_timestamp
+from shelfwatch.vision.video import VIDEO_SUFFIXES, is_video
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+MEDIA_SUFFIXES = {
+    ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".gif",
+    *VIDEO_SUFFIXES,
+}  # fmt: skip
+# Files a camera or a copy leaves beside photos: skipped in folders without a word.
+IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
 
 
 @dataclass
@@ -28,17 +35,24 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # in folders: not photos
 
 
-def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files as given, and image files inside folders (sorted, recursively)."""
+def expand_paths(paths: Iterable[Path], report: IngestReport | None = None) -> Iterator[Path]:
+    """Files as given, and photo files inside folders (sorted, recursively); other files in
+    folders are named in ``report.skipped`` with the reason."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        for p in sorted(path.rglob("*")):
+            if not p.is_file() or p.name.startswith(".") or p.name.lower() in IGNORED_NAMES:
+                continue
+            if p.suffix.lower() in MEDIA_SUFFIXES:
+                yield p
+            elif report is not None:
+                kind = p.suffix.lower() or "no extension"
+                report.skipped.append((str(p), f"not a photo file ({kind})"))
 
 
 def exif_capture_time(path: Path) -> str | None:
@@ -61,14 +75,19 @@ def ingest_one(
     path: Path,
     store_code: str,
     fixture_code: str,
-    storage_dir: Path,
+    photos: PhotoStore,
     captured_at: str | None = None,
 ) -> tuple[str, Photo]:
-    """Ingest one photo; returns ("added" | "duplicate", photo). Raises BadInputError."""
+    """Ingest one photo (or one video: a capture); returns ("added" | "duplicate", photo).
+    Raises BadInputError."""
+    if is_video(path):
+        return ingest_capture(session, [path], store_code, fixture_code, photos, captured_at)
     fixture = get_fixture(session, store_code, fixture_code)
     store = fixture.store
-    image = load_image(path)  # validates: exists, decodes, size limits, EXIF orientation
+    if not path.is_file():
+        raise BadInputError(str(path), "no such file" if not path.exists() else "not a file")
     data = path.read_bytes()
+    image = decode_image(data, str(path))  # validates: decodes, size limits, orientation
     digest = hashlib.sha256(data).hexdigest()
     existing = session.scalar(select(Photo).where(Photo.sha256 == digest))
     if existing is not None:
@@ -79,20 +98,15 @@ def ingest_one(
         if when_text
         else dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     )
-    suffix = path.suffix.lower() if path.suffix.lower() in IMAGE_SUFFIXES else ".img"
-    rel = Path(digest[:2]) / digest[2:4] / f"{digest}{suffix}"
-    dest = storage_dir / rel
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(dest.suffix + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(dest)  # atomic: a crash never leaves a half-copied photo under its name
+    suffix = path.suffix.lower() if path.suffix.lower() in MEDIA_SUFFIXES else ".img"
+    rel = f"{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
+    photos.put_file(path, rel)
     photo = Photo(
         store_id=store.id,
         fixture_id=fixture.id,
         captured_at=when,
         sha256=digest,
-        storage_path=rel.as_posix(),
+        storage_path=rel,
         original_name=path.name,
         size_bytes=len(data),
         width=image.shape[1],
@@ -109,7 +123,7 @@ def ingest_paths(
     paths: list[Path],
     store_code: str,
     fixture_code: str,
-    storage_dir: Path,
+    photos: PhotoStore,
     captured_at: str | None = None,
     progress: bool = False,
 ) -> IngestReport:
@@ -119,15 +133,13 @@ def ingest_paths(
     with factory() as session:  # unknown store/fixture is an error for the whole batch
         get_fixture(session, store_code, fixture_code)
     report = IngestReport()
-    files = list(expand_paths(paths))
+    files = list(expand_paths(paths, report))
     for path in tqdm(
         files, desc="ingesting", unit="photo", disable=not progress or len(files) < 10
     ):
         try:
             with factory.begin() as session:
-                status, _ = ingest_one(
-                    session, path, store_code, fixture_code, storage_dir, captured_at
-                )
+                status, _ = ingest_one(session, path, store_code, fixture_code, photos, captured_at)
         except BadInputError as exc:
             report.rejected.append((str(path), exc.reason))
             continue
@@ -136,6 +148,69 @@ def ingest_paths(
             continue
         (report.added if status == "added" else report.duplicates).append(str(path))
     return report
+
+
+def ingest_capture(
+    session: Session,
+    paths: list[Path],
+    store_code: str,
+    fixture_code: str,
+    photos: PhotoStore,
+    captured_at: str | None = None,
+) -> tuple[str, Photo]:
+    """Ingest a capture of one fixture: a video, or photos in walk order (stored each, with
+    a manifest listing them). Returns ("added" | "duplicate", the capture's row)."""
+    from shelfwatch.vision.video import read_video
+
+    fixture = get_fixture(session, store_code, fixture_code)
+    if len(paths) == 1 and is_video(paths[0]):
+        path = paths[0]
+        first = next(read_video(path))  # validates: decodes, duration limit
+        data, media, suffix = path.read_bytes(), "video", path.suffix.lower()
+        height, width = first.image.shape[:2]
+    else:
+        if len(paths) < 2:
+            raise BadInputError(str(paths[0]), "a photo series needs two photos or more")
+        members = []
+        for path in paths:
+            member = path.read_bytes() if path.is_file() else b""
+            image = decode_image(member, str(path))
+            digest = hashlib.sha256(member).hexdigest()
+            rel = f"{digest[:2]}/{digest[2:4]}/{digest}{path.suffix.lower()}"
+            photos.put_file(path, rel)
+            members.append(rel)
+        data = json.dumps({"frames": members}).encode()
+        media, suffix = "series", ".json"
+        height, width = image.shape[:2]
+        path = paths[0]
+    digest = hashlib.sha256(data).hexdigest()
+    existing = session.scalar(select(Photo).where(Photo.sha256 == digest))
+    if existing is not None:
+        return "duplicate", existing
+    when_text = captured_at or (exif_capture_time(path) if media == "series" else None)
+    when = (
+        parse_timestamp(when_text, fixture.store.timezone)
+        if when_text
+        else dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    )
+    rel = f"{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
+    photos.put_bytes(data, rel)
+    photo = Photo(
+        store_id=fixture.store.id,
+        fixture_id=fixture.id,
+        captured_at=when,
+        sha256=digest,
+        storage_path=rel,
+        original_name=path.name if media == "video" else f"{path.name} (+{len(paths) - 1})",
+        size_bytes=len(data),
+        width=width,
+        height=height,
+        status=PhotoStatus.queued.value,
+        media=media,
+    )
+    session.add(photo)
+    session.flush()
+    return "added", photo
 
 
 PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download")
@@ -152,7 +227,7 @@ class _Seen:
 def watch(
     factory: sessionmaker[Session],
     root: Path,
-    storage_dir: Path,
+    photos: PhotoStore,
     interval_s: float = 2.0,
     settle_s: float = 2.0,
     stop: Callable[[], bool] | None = None,
@@ -191,7 +266,7 @@ def watch(
             store, fixture = path.parent.parent.name, path.parent.name
             try:
                 with factory.begin() as session:
-                    status, _ = ingest_one(session, path, store, fixture, storage_dir)
+                    status, _ = ingest_one(session, path, store, fixture, photos)
             except BadInputError as exc:
                 total.rejected.append((str(path), exc.reason))
                 say("rejected", f"{path}: {exc.reason}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from shelfwatch.labels.coco import (
     scene_objects,
     to_coco,
 )
+from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.timeutil import as_utc, local_day_bounds
 from shelfwatch.vision.base import Segmenter
 
@@ -68,7 +68,7 @@ def needs_review(photo: Photo, objects: list[LabeledObject], below: float) -> bo
 
 def export_labels(
     session: Session,
-    storage_dir: Path,
+    photos_store: PhotoStore,
     out: Path,
     store: str | None = None,
     since: dt.date | None = None,
@@ -101,7 +101,7 @@ def export_labels(
             taken = as_utc(photo.captured_at).strftime("%Y%m%dT%H%M%S")
             name = f"{store_code}_{fixture_code}_{taken}_{photo.sha256[:8]}"
             name += Path(photo.storage_path).suffix
-            shutil.copy2(storage_dir / photo.storage_path, out / "images" / name)
+            (out / "images" / name).write_bytes(photos_store.read_bytes(photo.storage_path))
             images.append(LabeledImage(name, photo.width, photo.height, objects))
             categories += [o.category for o in objects if o.category not in categories]
         if progress:
@@ -202,7 +202,7 @@ def get_label_set(session: Session, name: str, version: int | None = None) -> La
 
 
 def stored_images(
-    session: Session, label_set: LabelSet, storage_dir: Path, images_dir: Path | None
+    session: Session, label_set: LabelSet, photos: PhotoStore, images_dir: Path | None
 ) -> list[tuple[Path, LabeledImage]]:
     """The label set's photos on disk with their labels: stored photos, else in ``images_dir``."""
     out = []
@@ -210,7 +210,7 @@ def stored_images(
         file = None
         if row.photo_id is not None:
             photo = session.get(Photo, row.photo_id)
-            file = storage_dir / photo.storage_path if photo else None
+            file = photos.local_path(photo.storage_path) if photo else None
         if (file is None or not file.is_file()) and images_dir is not None:
             file = resolve_image(images_dir, row.file_name)
             if file is not None and file_sha256(file) != row.sha256:
@@ -246,7 +246,7 @@ def evaluate_backend(
     session: Session,
     segmenter: Segmenter,
     photos: list[tuple[Path, LabeledImage]],
-    storage_dir: Path,
+    store: PhotoStore,
     label_set: LabelSet | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, object]:
@@ -262,10 +262,11 @@ def evaluate_backend(
     if not photos:
         raise ShelfWatchError("no labeled photos to evaluate on")
     items = catalog_items(session)
+    refs = store.local_folder(i.reference_image for i in items if i.reference_image)
     context = FixtureContext(
         catalog={i.sku: i for i in items},
-        signatures=load_signatures(storage_dir, items),
-        catalog_dir=storage_dir,
+        signatures=load_signatures(refs, items),
+        catalog_dir=refs,
     )
     scored = []
     for n, (file, truth) in enumerate(photos, start=1):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from shelfwatch.core.errors import ShelfWatchError
-from shelfwatch.core.imageio import load_image
+from shelfwatch.core.imageio import decode_image
 from shelfwatch.db.convert import load_scene
 from shelfwatch.db.models import (
     Audit,
@@ -23,9 +22,11 @@ from shelfwatch.db.models import (
 )
 from shelfwatch.planogram.realogram import realogram, runs
 from shelfwatch.services.catalog import planogram_in_force
+from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.timeutil import as_utc, zone
 from shelfwatch.services.users import Scope
 from shelfwatch.vision.annotate import render_overlay
+from shelfwatch.vision.quality import RETAKE
 
 KPI_COLUMNS = (
     "osa_pct",
@@ -263,6 +264,32 @@ def recent_photos(
     ]
 
 
+def retakes(
+    session: Session, scope: Scope, since: dt.datetime | None = None, limit: int = 200
+) -> list[dict[str, object]]:
+    """Photos the quality gate sent back (newest first), per store, with the reasons."""
+    query = (
+        select(Store.code, Fixture.code, Photo.id, Photo.captured_at, Photo.quality)
+        .join(Store, Photo.store_id == Store.id)
+        .join(Fixture, Photo.fixture_id == Fixture.id)
+        .where(Photo.store_id.in_(scope.store_ids), Photo.verdict == RETAKE)
+        .order_by(Photo.captured_at.desc(), Photo.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(Photo.captured_at >= since)
+    return [
+        {
+            "store": store,
+            "fixture": fixture,
+            "photo_id": photo_id,
+            "captured_at": as_utc(when).isoformat(),
+            "reasons": ", ".join((quality or {}).get("reasons", [])),
+        }
+        for store, fixture, photo_id, when, quality in session.execute(query)
+    ]
+
+
 def _photo(session: Session, scope: Scope, photo_id: int) -> Photo:
     photo = session.get(Photo, photo_id)
     if photo is None or not scope.allows(photo.store_id):
@@ -291,7 +318,7 @@ def photo_overlay(
     session: Session,
     scope: Scope,
     photo_id: int,
-    storage_dir: Path,
+    photos: PhotoStore,
     masks: bool = True,
     shelves: bool = True,
     gaps: bool = True,
@@ -300,7 +327,8 @@ def photo_overlay(
     """The stored photo (RGB) with the chosen layers drawn, and its counts."""
     photo = _photo(session, scope, photo_id)
     scene = load_scene(session, photo, with_masks=masks)
-    image = load_image(storage_dir / photo.storage_path)
+    shown = photo.stitched_path or photo.storage_path  # a capture: its stitched fixture
+    image = decode_image(photos.read_bytes(shown), shown)
     drawn = render_overlay(image, scene, masks=masks, shelves=shelves, gaps=gaps, labels=labels)
     return drawn[:, :, ::-1].copy(), scene.counts()
 

@@ -57,16 +57,14 @@ def run_due(
     now: dt.datetime,
     at: dt.time,
     catchup_days: int = 7,
-    process: bool = True,
 ) -> list[DueAudit]:
-    """Process queued photos, then compute every due audit (each in its own transaction)."""
+    """Compute every due audit, each in its own transaction, over the photos done by now.
+
+    The queue is not drained first: with photos arriving steadily it never empties, and
+    audits would never run. Photos still queued are counted in each audit's warnings.
+    """
     with factory() as session:
         due = due_audits(session, now, at, catchup_days)
-    if due and process:
-        from shelfwatch.services.worker import worker_from_settings
-        from shelfwatch.settings import get_settings
-
-        worker_from_settings(factory, get_settings()).run(until_empty=True)
     for item in due:
         with factory.begin() as session:
             result = run_audit(session, item.store, item.day)

@@ -1,4 +1,5 @@
-"""Queue status: photos by state, the oldest queued photo's age, recent throughput."""
+"""Queue status: photos by state, the oldest queued photo's age, recent throughput, the
+workers alive and the photos stalled on a dead one."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Collection
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from shelfwatch.db.models import Photo, PhotoStatus
+from shelfwatch.db.models import Photo, PhotoStatus, Worker
 from shelfwatch.services.timeutil import as_utc
+from shelfwatch.services.worker import DEAD_AFTER
 
 
 def queue_status(
@@ -56,8 +58,41 @@ def queue_status(
             .limit(50)
         )
     ]
+    workers = []
+    for w in session.scalars(select(Worker).order_by(Worker.name)):
+        age = (now - as_utc(w.heartbeat_at)).total_seconds()
+        workers.append(
+            {
+                "name": w.name,
+                "backend": w.backend,
+                "alive": age <= DEAD_AFTER.total_seconds(),
+                "heartbeat_age_s": round(age, 1),
+                "started_at": as_utc(w.started_at).isoformat(),
+                "done": w.done,
+            }
+        )
+    dead = {w["name"] for w in workers if not w["alive"]}
+    stalled = [
+        {
+            "photo_id": p.id,
+            "name": p.original_name,
+            "worker": p.locked_by,
+            "why": "lease expired"
+            if p.lease_expires_at is not None and as_utc(p.lease_expires_at) < now
+            else "worker stopped",
+        }
+        for p in session.scalars(
+            select(Photo)
+            .where(mine, Photo.status == PhotoStatus.processing.value)
+            .order_by(Photo.id)
+        )
+        if p.locked_by in dead
+        or (p.lease_expires_at is not None and as_utc(p.lease_expires_at) < now)
+    ]
     return {
         "photos": counts,
+        "workers": workers,
+        "stalled": stalled,
         "oldest_queued_age_s": round((now - as_utc(oldest)).total_seconds(), 1) if oldest else None,
         "throughput_per_min": round(recent / window_minutes, 2),
         "window_minutes": window_minutes,

@@ -45,3 +45,8 @@ def parse_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ShelfWatchError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
+
+
+def local_date(when: dt.datetime, tz: str) -> dt.date:
+    """The calendar date of a stored (UTC) time in the time zone ``tz``."""
+    return as_utc(when).astimezone(zone(tz)).date()

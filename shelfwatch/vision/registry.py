@@ -27,8 +27,32 @@ def get_segmenter(name: str) -> Segmenter:
             f"unknown backend {name!r}; choose one of: {', '.join(available_backends())}"
         )
     if name not in _LOADED:
-        _LOADED[name] = _FACTORIES[name]()
+        try:
+            _LOADED[name] = _FACTORIES[name]()
+        except ImportError as exc:
+            raise _missing_extra(name, exc) from None
     return _LOADED[name]
+
+
+def _missing_extra(name: str, exc: ImportError) -> ShelfWatchError:
+    missing = exc.name or str(exc)
+    return ShelfWatchError(
+        f"backend {name!r} needs the models extra (missing {missing}): "
+        "pip install 'shelfwatch[models]'"
+    )
+
+
+def configured_weights(name: str) -> str | None:
+    """``SHELFWATCH_MODEL_DIR/<backend>`` (a ``train --out`` folder) when that folder exists."""
+    from shelfwatch.settings import get_settings
+
+    model_dir = get_settings().model_dir
+    if model_dir is None:
+        return None
+    for folder in (model_dir / name, model_dir / ("opencv" if name == "default" else name)):
+        if folder.is_dir():
+            return str(folder)
+    return None
 
 
 def model_version(segmenter: Segmenter) -> str:
@@ -43,9 +67,9 @@ def model_version(segmenter: Segmenter) -> str:
     name = segmenter.name
     s = get_settings()
     checkpoints = {
-        "clipseg": [s.clipseg_model],
-        "mask2former": [s.mask2former_model],
-        "oneformer": [s.oneformer_model],
+        "clipseg": [configured_weights("clipseg") or s.clipseg_model],
+        "mask2former": [configured_weights("mask2former") or s.mask2former_model],
+        "oneformer": [configured_weights("oneformer") or s.oneformer_model],
         "fused": [s.mask2former_model, s.clipseg_model],
     }
     return " + ".join(checkpoints.get(name, [f"shelfwatch {shelfwatch.__version__}"]))
@@ -55,6 +79,15 @@ def segmenter_from(name: str, source: str | None = None) -> Segmenter:
     """Backend ``name`` on the given weights, else on the configured ones: a facing detector
     (``facings.onnx`` or its folder) for the default backend, a transformers checkpoint
     (hub id or folder) for the model backends. Not cached: each call loads."""
+    if source is None and name != "fused":
+        source = configured_weights(name)
+    try:
+        return _build(name, source)
+    except ImportError as exc:
+        raise _missing_extra(name, exc) from None
+
+
+def _build(name: str, source: str | None) -> Segmenter:
     from shelfwatch.settings import get_settings
 
     s = get_settings()

@@ -55,3 +55,28 @@ def heatmap_to_instances(
         masks.append(m[y1:y2, x1:x2])
         scores.append(float(prob[m].mean()))
     return Products(xyxy=np.array(boxes).reshape(-1, 4), scores=np.array(scores), masks=masks)
+
+
+def instances_at(prob: np.ndarray, size: tuple[int, int], threshold: float = 0.5) -> Products:
+    """Instances of a low-resolution probability map, in a photo of ``size`` (h, w): found at
+    the map's resolution, each mask upsampled only inside its own box."""
+    h, w = size
+    sy, sx = h / prob.shape[0], w / prob.shape[1]
+    small = heatmap_to_instances(prob, threshold, min_area=max(4, int(64 / (sx * sy))))
+    boxes, masks = [], []
+    for (x1, y1, x2, y2), mask in zip(small.xyxy.astype(int), small.masks, strict=True):
+        bx1, by1 = int(np.floor(x1 * sx)), int(np.floor(y1 * sy))
+        bx2, by2 = min(w, int(np.ceil(x2 * sx))), min(h, int(np.ceil(y2 * sy)))
+        # The instance's own region (nearest: neighbours stay apart) where the upsampled
+        # probability is above the threshold (smooth edges).
+        own = cv2.resize(
+            mask.astype(np.uint8), (bx2 - bx1, by2 - by1), interpolation=cv2.INTER_NEAREST
+        )
+        local = cv2.resize(
+            prob[y1:y2, x1:x2], (bx2 - bx1, by2 - by1), interpolation=cv2.INTER_LINEAR
+        )
+        boxes.append((bx1, by1, bx2, by2))
+        masks.append((own > 0) & (local > threshold))
+    return Products(
+        xyxy=np.array(boxes, dtype=float).reshape(-1, 4), scores=small.scores, masks=masks
+    )

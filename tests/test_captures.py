@@ -1,0 +1,204 @@
+"""Captures: a rendered walk along a long bay (video, photo series) through the CLI, scored
+against exact truth; reversed video, rotation metadata, non-overlapping views, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shelfwatch.bench.captures import score_capture
+from shelfwatch.capture import analyze_capture, load_frames
+from shelfwatch.cli import app
+from shelfwatch.core.errors import BadInputError
+from shelfwatch.synth.capture import _VideoWriter, load_truth, render_capture
+from shelfwatch.vision.registry import get_segmenter
+from shelfwatch.vision.video import read_video
+
+
+@pytest.fixture(scope="module")
+def pan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pan")
+    render_capture(folder, 31, "video")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("series")
+    render_capture(folder, 32, "series")
+    return folder
+
+
+def _records(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_rendered_video_counted_once_through_the_cli(cli, pan: Path, tmp_path: Path) -> None:
+    truth = load_truth(pan)
+    result = cli.invoke(
+        app, ["analyze", str(pan / "capture.mp4"), "--json", "--overlay", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    (record,) = _records(result.stdout)
+    assert 3 <= len(record["frames_used"]) < 48  # chosen by motion, not every frame
+    assert record["fixture_size"] == [record["width"], record["height"]]
+    n = record["counts"]["products"]
+    assert abs(n - len(truth.products)) <= 0.05 * len(truth.products), n
+    tracks = [p["track"] for p in record["products"]]
+    assert len(set(tracks)) == len(tracks)  # one track per product
+    assert all(
+        p["frames"] and set(p["frames"]) <= set(record["frames_used"]) for p in record["products"]
+    )
+    assert len(record["shelves"]) == truth.shelves
+    assert (tmp_path / "capture.png").is_file()  # the stitched fixture with its overlay
+
+
+def test_photo_series_is_one_fixture_and_scores_against_truth(series: Path) -> None:
+    truth = load_truth(series)
+    frames = load_frames([series / f for f in truth.files])
+    (result,) = analyze_capture(frames, get_segmenter("opencv"))
+    scores = score_capture(result, truth)
+    assert scores["count_ape_pct"] <= 5, scores
+    assert scores["double_pct"] <= 5 and scores["missed_pct"] <= 5, scores
+    assert scores["drift_cm"] <= 5, scores
+
+
+def test_reversed_video_gives_the_same_count(pan: Path, tmp_path: Path) -> None:
+    frames = [f.image for f in read_video(pan / "capture.mp4")]
+    backwards = _VideoWriter(tmp_path / "reversed.mp4")
+    for image in frames[::-1]:
+        backwards.add(image)
+    backwards.close()
+    segmenter = get_segmenter("opencv")
+    forward = analyze_capture(load_frames([pan / "capture.mp4"]), segmenter)
+    reverse = analyze_capture(load_frames([tmp_path / "reversed.mp4"]), segmenter)
+    a = sum(len(r.scene.products) for r in forward)
+    b = sum(len(r.scene.products) for r in reverse)
+    assert abs(a - b) <= 0.03 * a, (a, b)
+
+
+def test_views_that_do_not_overlap_are_separate_fixtures(cli, pan: Path, series: Path) -> None:
+    truth = load_truth(series)
+    other = render_capture(pan.parent / "other-bay", 77, "series")
+    photos = [series / truth.files[0], pan.parent / "other-bay" / other.files[-1]]
+    result = cli.invoke(app, ["analyze", "--capture", *map(str, photos), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "views that do not overlap: 2 fixtures" in result.output
+    records = _records(result.stdout)
+    assert [r["frames_used"] for r in records] == [[0], [1]]
+
+
+def test_rotation_metadata_honoured(shared_dir: Path) -> None:
+    """The real walks are stored 1024x576 with a -90 degree display matrix: upright frames
+    are portrait, shelves running across."""
+    frame = next(read_video(shared_dir / "real-video" / "aisle_1.mp4"))
+    assert frame.image.shape[:2] == (1024, 576)
+
+
+def test_bad_videos_are_one_line_errors(cli, pan: Path, tmp_path: Path) -> None:
+    data = (pan / "capture.mp4").read_bytes()
+    cases = {
+        "empty.mp4": b"",
+        "noise.mp4": np.random.default_rng(0).bytes(50_000),
+        "text.avi": b"this is not a video at all\n" * 100,
+        "header-only.mp4": data[:2000],
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = cli.invoke(app, ["analyze", str(tmp_path / name), "--json"])
+        assert result.exit_code == 1, (name, result.output)
+        assert result.output.startswith(f"error: {tmp_path / name}: "), (name, result.output)
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output, name
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    result = cli.invoke(app, ["analyze", str(truncated), "--json"])
+    # A cut-off file keeps the frames before the damage (or says it has none), never crashes.
+    assert "Traceback" not in result.output
+    assert result.exit_code == 0 or result.output.startswith("error: ")
+    with pytest.raises(BadInputError, match="video too long"):
+        list(read_video(pan / "capture.mp4", max_seconds=0.5))
+
+
+def test_captures_through_ingest_worker_and_exports(
+    cli, home: Path, pan: Path, series: Path
+) -> None:
+    from sqlalchemy import select
+
+    from shelfwatch.db.engine import session_factory
+    from shelfwatch.db.models import Photo
+    from shelfwatch.services.reporting import photo_overlay
+    from shelfwatch.services.users import add_user, scope_for
+    from shelfwatch.settings import get_settings
+
+    assert cli.invoke(app, ["stores", "add", "S1"]).exit_code == 0
+    assert cli.invoke(app, ["fixtures", "add", "S1", "BAY", "--width-cm", "300"]).exit_code == 0
+    args = ["--store", "S1", "--fixture", "BAY"]
+    r = cli.invoke(app, ["ingest", str(pan / "capture.mp4"), *args])
+    assert r.exit_code == 0 and "1 ingested" in r.output, r.output
+    frames = [str(series / f) for f in load_truth(series).files]
+    r = cli.invoke(app, ["ingest", "--capture", *frames, *args])
+    assert r.exit_code == 0 and "capture of 5 photos added" in r.output, r.output
+    again = cli.invoke(app, ["ingest", "--capture", *frames, *args])
+    assert "duplicate" in again.output  # the same capture twice is one capture
+    assert cli.invoke(app, ["worker", "--until-empty"]).exit_code == 0
+    exported = cli.invoke(app, ["export", "photos"]).stdout.splitlines()
+    header = exported[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in exported[1:]]
+    assert sorted(r["media"] for r in rows) == ["series", "video"]
+    assert all(r["status"] == "done" and int(r["frames"]) >= 3 for r in rows)
+    truth = {"video": load_truth(pan), "series": load_truth(series)}
+    for row in rows:
+        n = len(truth[row["media"]].products)
+        assert abs(int(row["products"]) - n) <= 0.05 * n, (row, n)
+    factory = session_factory(get_settings().resolved_database_url)
+    with factory.begin() as session:
+        add_user(session, "boss", "correct horse", "admin")
+    with factory() as session:
+        photo = session.scalars(select(Photo).where(Photo.media == "video")).one()
+        image, counts = photo_overlay(
+            session, scope_for(session, "boss"), photo.id, get_settings().photo_store()
+        )
+        assert image.shape[:2] == (photo.height, photo.width)  # the stitched fixture
+        assert photo.width > 1.5 * photo.height and counts["products"] == int(
+            next(r["products"] for r in rows if r["media"] == "video")
+        )
+
+
+def test_referring_prompt_through_a_video(
+    cli, home: Path, pan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--prompt with the real CLIPSeg classes (tiny random weights): the prompt's masks in
+    every chosen frame, each instance with a track id shared across frames."""
+    pytest.importorskip("transformers")
+    from shelfwatch.settings import get_settings
+    from shelfwatch.vision.registry import clear_cache
+    from tests.tiny_models import build_clipseg
+
+    monkeypatch.setenv("SHELFWATCH_CLIPSEG_MODEL", str(build_clipseg(tmp_path / "clipseg")))
+    monkeypatch.setenv("SHELFWATCH_OFFLINE", "1")
+    get_settings.cache_clear()
+    clear_cache()
+    video = str(pan / "capture.mp4")
+    refused = cli.invoke(app, ["analyze", video, "--prompt", "orange bottles"])
+    assert refused.exit_code == 1 and "referring model" in refused.output  # default backend
+    result = cli.invoke(
+        app, ["analyze", video, "--backend", "clipseg", "--prompt", "orange bottles", "--json"]
+    )
+    clear_cache()
+    assert result.exit_code == 0, result.output
+    (record,) = _records(result.stdout)
+    referred = record["referred"]
+    assert referred["prompt"] == "orange bottles"
+    assert [f["frame"] for f in referred["frames"]] == record["frames_used"]
+    tracks = [i["track"] for f in referred["frames"] for i in f["instances"]]
+    assert tracks  # random weights still mark something above 0.5
+    for frame in referred["frames"]:  # one object appears at most once per frame
+        ids = [i["track"] for i in frame["instances"]]
+        assert len(ids) == len(set(ids))
+        for inst in frame["instances"]:
+            x1, y1, x2, y2 = inst["bbox"]
+            assert json.loads(inst["mask"])["size"] == [y2 - y1, x2 - x1]
+    assert set(tracks) == set(range(len(set(tracks))))  # ids 0..n-1, shared across frames
