@@ -236,7 +236,8 @@ def _fused_gaps(
     products: Products,
     shelves: list[Shelf],
 ) -> list[Gap]:
-    """Gaps seen by at least half the frames that held them, off every fused product."""
+    """Gaps seen by at least half the frames that held them, on a shelf, off every fused
+    product."""
     parts = [Products(xyxy=np.array([g.bbox for g in s.gaps]).reshape(-1, 4)) for s in scenes]
     views = _views(fixture, frames, parts)
     out = []
@@ -246,13 +247,7 @@ def _fused_gaps(
         if covered.size and covered.max() > 0.3:
             continue  # a product found from another frame: not empty
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        shelf = next(
-            (
-                s.index
-                for s in shelves
-                if s.y1 <= cy <= s.y2 and (s.x2 <= s.x1 or s.x1 <= cx <= s.x2)
-            ),
-            0,
-        )
-        out.append(Gap(shelf, tuple(int(round(v)) for v in box)))  # type: ignore[arg-type]
+        on = [s for s in shelves if s.y1 <= cy <= s.y2 and (s.x2 <= s.x1 or s.x1 <= cx <= s.x2)]
+        if on:  # empty space off every shelf (a side panel, the floor) is no gap
+            out.append(Gap(on[0].index, tuple(int(round(v)) for v in box)))  # type: ignore[arg-type]
     return sorted(out, key=lambda g: (g.shelf, g.bbox[0]))

@@ -21,6 +21,7 @@ from shelfwatch.synth.render import SynthConfig, render_photo
 BAY_CM = 300.0
 BAY_PX = 3000  # the long render's width
 FRAME_W, FRAME_H = 960, 800  # the camera's frames
+WALL = (150, 160, 165)  # around the bay (the render's own background)
 
 
 @dataclass
@@ -60,11 +61,14 @@ def render_capture(out: Path, seed: int, kind: str = "video", frames: int = 48) 
     catalog = {c.sku: c for c in items}
     cfg = SynthConfig(width_px=BAY_PX, fixture_width_cm=BAY_CM, shelves=4)
     plan = make_planogram(rng, items, "BAY", "F1", None, BAY_CM, cfg.shelves, cfg.shelf_height_cm)
-    bay, truth, instances = render_photo(rng, expected_layout(plan), catalog, looks, cfg, 0.75)
+    # A long bay: every shelf departs from the planogram once (half of those leave a gap).
+    bay, truth, instances = render_photo(rng, expected_layout(plan), catalog, looks, cfg, 2.7)
     bay_h, bay_w = bay.shape[:2]
     view_w = bay_h * 1.04 * FRAME_W / FRAME_H
     n = frames if kind == "video" else 5
-    xs = np.linspace(-0.02 * view_w, bay_w - 0.98 * view_w, n)
+    # The walk stays in front of the bay: past its ends the frames would show the render's
+    # border, not a store.
+    xs = np.linspace(0.02 * view_w, bay_w - 1.04 * view_w, n)
     homographies, files = [], []
     writer = _VideoWriter(out / "capture.mp4") if kind == "video" else None
     for k, x in enumerate(xs):
@@ -76,7 +80,9 @@ def render_capture(out: Path, seed: int, kind: str = "video", frames: int = 48) 
             zoom, roll = rng.uniform(0.95, 1.05), rng.uniform(-2, 2)
         h = _camera(rng, float(x), bay_h, zoom, roll)
         h[1, 2] += 12 * np.sin(k / 3.0) if kind == "video" else rng.normal(0, 15)
-        frame = cv2.warpPerspective(bay, h, (FRAME_W, FRAME_H), borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.warpPerspective(
+            bay, h, (FRAME_W, FRAME_H), borderMode=cv2.BORDER_CONSTANT, borderValue=WALL
+        )
         if kind == "video":
             length = int(rng.integers(1, 6))  # motion blur along the walk
             kernel = np.zeros((1, length), np.float32)
