@@ -13,7 +13,8 @@ from shelfwatch.services import reporting
 from shelfwatch.services.demo import run_demo
 from shelfwatch.services.exports import EXPORTS, write_csv
 from shelfwatch.services.status import queue_status
-from shelfwatch.services.users import add_user, scope_for
+from shelfwatch.services.stores import list_fixtures
+from shelfwatch.services.users import add_user, authenticate, scope_for
 from shelfwatch.settings import Settings
 
 pytestmark = pytest.mark.postgres
@@ -59,6 +60,15 @@ def _reads(url: str, photos: Path) -> dict[str, object]:
         out["plan_vs_real"] = sorted(plan)
         status = queue_status(session, store_ids=scope.store_ids)
         out["status"] = status["photos"], status["stalled"]
+        out["fixtures"] = [(s.code, f.code) for s, f in list_fixtures(session)]
+    with factory.begin() as session:  # what the dashboard writes: a login, a finding mark
+        out["login"] = authenticate(session, "boss", "correct horse").username
+        marked = reporting.mark_finding(session, scope, int(work[0]["finding_id"]), "fixed")  # type: ignore[arg-type]
+        out["marked"] = marked.status
+    with factory() as session:
+        out["after_mark"] = [
+            w["status"] for w in reporting.worklist(session, scope, last, statuses=("fixed",))
+        ]
     return out
 
 
