@@ -243,28 +243,31 @@ def test_killed_worker_photo_taken_over_within_30s(
     assert r.exit_code == 0 and len(photos) == 40
     env = _env(home, SHELFWATCH_LEASE_SECONDS="300")
     factory = session_factory(get_settings().resolved_database_url)
-    first = subprocess.Popen(
-        [sys.executable, "-m", "shelfwatch", "worker"], env=env, stderr=subprocess.DEVNULL
-    )
     stuck = None
-    deadline = time.monotonic() + 120
-    while stuck is None and time.monotonic() < deadline:
+    for _ in range(5):  # a kill between two photos leaves none in hand: kill the next one
+        first = subprocess.Popen(
+            [sys.executable, "-m", "shelfwatch", "worker"], env=env, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 120
+        busy = None
+        while busy is None and time.monotonic() < deadline:
+            with factory() as s:
+                busy = s.scalar(select(Photo.id).where(Photo.status == "processing"))
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        killed = time.monotonic()
         with factory() as s:
             stuck = s.scalar(select(Photo.id).where(Photo.status == "processing"))
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
-    killed = time.monotonic()
+        if stuck is not None:
+            break
     assert stuck is not None
-    with factory() as s:
-        if s.get(Photo, stuck).status != "processing":
-            pytest.skip("the worker finished the photo before the kill landed")
     status = _status(env)
-    assert [w["name"].endswith(f":{first.pid}") for w in status["workers"]] == [True]
+    assert any(w["name"].endswith(f":{first.pid}") for w in status["workers"])
     while not any(p["photo_id"] == stuck for p in status["stalled"]):
         assert time.monotonic() - killed < 30, status
         time.sleep(0.5)
         status = _status(env)
-    assert [w["alive"] for w in status["workers"]] == [False]  # status shows it stalled
+    assert not any(w["alive"] for w in status["workers"])  # status shows the worker stopped
     second = subprocess.Popen(
         [sys.executable, "-m", "shelfwatch", "worker"], env=env, stderr=subprocess.DEVNULL
     )
