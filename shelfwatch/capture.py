@@ -32,6 +32,8 @@ from shelfwatch.vision.stitch import Fixture, footprint, level, mosaic, register
 from shelfwatch.vision.video import Frame, choose_frames, is_video, read_video
 
 GAP_IOU = 0.3  # the same empty space seen from two frames
+COUNTED_BEFORE = 0.6  # share of the smaller box on a product an earlier part counted
+MAX_SIZE_RATIO = 4.0  # ... and the two boxes' areas within this factor
 REFER_THRESHOLD = 0.5  # a referred object's probability
 
 
@@ -90,10 +92,22 @@ def analyze_capture(
         )
     images = [f.image for f in frames]
     scenes = [segmenter.segment(image) for image in images]
-    results = []
+    results: list[CaptureResult] = []
+    counted = np.zeros((0, 4))  # products counted so far in linked parts, in the last's plane
     for fixture in register(images):
         chosen = [frames[i] for i in fixture.frames]
-        result = _fuse(fixture, chosen, [scenes[i] for i in fixture.frames], segmenter, context)
+        prior = None
+        if results and fixture.link is not None:
+            # The previous parts' products in this part's first frame: that plane -> its last
+            # frame -> (the link, backwards) this part's first frame.
+            back = np.linalg.inv(fixture.link) @ np.linalg.inv(results[-1].transforms[-1])
+            prior = to_fixture(counted, back)
+        result = _fuse(
+            fixture, chosen, [scenes[i] for i in fixture.frames], segmenter, context, prior
+        )
+        counted = result.scene.products.xyxy.astype(np.float64)
+        if prior is not None:
+            counted = np.concatenate([counted, to_fixture(prior, result.transforms[0])])
         if prompt is not None:
             result.referred = refer(fixture, chosen, referrer, prompt)
         results.append(result)
@@ -164,7 +178,11 @@ def _fuse(
     scenes: list[ShelfScene],
     segmenter: Segmenter,
     context: FixtureContext,
+    prior: np.ndarray | None = None,
 ) -> CaptureResult:
+    """One fixture's fused scene. ``prior``: where the walk was cut although the views
+    overlap, the products the parts before counted, as boxes in this part's first frame; a
+    product that lies on one of them was counted there and is left out here."""
     images = [f.image for f in frames]
     stitched, shelves = mosaic(fixture, images), []
     if len(frames) > 1:  # level the chain: the shelf edges run straight across a fixture
@@ -174,6 +192,17 @@ def _fuse(
     height, width = stitched.shape[:2]
     views = _views(fixture, frames, [s.products for s in scenes])
     tracks = confirmed(track(views), views)
+    if prior is not None and len(prior) and tracks:
+        here = to_fixture(prior, fixture.transforms[0])
+        boxes_now = np.array([t.box for t in tracks]).reshape(-1, 4)
+        # On a product counted before: mostly inside it or it inside this one (a part of
+        # the walk sees a product cut by its border that the other sees whole), the two of
+        # about one size (a box carried through a steep chain of views can grow huge).
+        ratio = _areas(boxes_now)[:, None] / np.maximum(_areas(here)[None, :], 1e-9)
+        alike = (ratio > 1 / MAX_SIZE_RATIO) & (ratio < MAX_SIZE_RATIO)
+        on = iou_matrix(boxes_now, here, over="smaller") >= COUNTED_BEFORE
+        seen = (on & alike).any(axis=1)
+        tracks = [t for t, dup in zip(tracks, seen, strict=True) if not dup]
     boxes, scores, masks, seen_by = [], [], [], []
     with_masks = all(v.masks is not None for v in views)
     for t in sorted(tracks, key=lambda t: (t.box[0], t.box[1])):
@@ -214,6 +243,10 @@ def _fuse(
     )
     scene = finish(stitched, scene, segmenter, context)
     return CaptureResult(scene, stitched, [f.index for f in frames], seen_by, fixture.transforms)
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def _stocked(

@@ -208,3 +208,28 @@ def test_referring_prompt_through_a_video(
     assert set(tracks) == set(range(len(set(tracks))))  # ids 0..n-1
     assert all(f["instances"] for f in referred["frames"])
     assert len(set(tracks)) < len(tracks)  # views of one object share its track id
+
+
+def test_registration_parts_do_not_depend_on_walk_direction(
+    pan: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk cut into parts (here a strict idea of a plausible view forces cuts) is cut at
+    the same links played backwards, and what two parts both saw is counted once."""
+    from shelfwatch.vision import stitch
+
+    monkeypatch.setattr(stitch, "MAX_AREA_RATIO", 1.02)  # a frame may barely change size
+    truth = load_truth(pan)
+    frames = load_frames([pan / "capture.mp4"])
+    images = [f.image for f in frames]
+    forward = stitch.register(images)
+    backward = stitch.register(images[::-1])
+    assert len(forward) > 1  # the strict check did cut the walk
+    last = len(images) - 1
+    assert sorted(sorted(f.frames) for f in forward) == sorted(
+        sorted(last - i for i in f.frames) for f in backward
+    )
+    assert all(f.link is not None for f in forward[1:])  # cut, though the views overlap
+    parts = analyze_capture(frames, get_segmenter("opencv"))
+    counted = sum(len(r.scene.products) for r in parts)
+    assert len(parts) == len(forward)
+    assert abs(counted - len(truth.products)) <= 0.05 * len(truth.products), counted

@@ -81,3 +81,11 @@ def test_unknown_fixture_and_missing_references_warn(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert any("no reference image for" in w for w in report["warnings"])
+
+
+def test_bench_scores_varied_renders(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["bench", "accuracy", "--sets", "varied", "--photos", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert line["set"] == "rendered-varied" and line["photos"] == 2
+    assert 0 <= line["findings_precision"] <= 1 and line["findings_recall_truth"] == 1.0

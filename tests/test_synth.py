@@ -69,3 +69,33 @@ def test_perturbations_recorded_as_expected_findings(rendered: Path) -> None:
         assert types.count("misplaced") == 2 * sum(
             1 for p in t["perturbations"] if p["type"] == "swapped"
         )
+
+
+def test_varied_fixtures_break_the_plain_renderers_habits(tmp_path: Path) -> None:
+    """``variety``: packs far narrower and wider than the plain ranges, one SKU's facings
+    packed edge to edge on some shelves, colours shared between SKUs; truth still exact."""
+    render_dataset(tmp_path, SynthConfig(photos=8, seed=3, variety=True), progress=False)
+    catalog = read_catalog(tmp_path / "catalog.csv")
+    widths = [c.width_cm for c in catalog if c.width_cm]
+    assert min(widths) < 5.0 and max(widths) > 12.0  # beyond the plain ranges (5-12 cm)
+    coco = COCO(str(tmp_path / "annotations.json"))
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    touching = 0
+    for img in coco.dataset["images"]:
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=img["id"]))
+        t = truth[img["file_name"]]
+        assert len(anns) == sum(1 for s in t["shelves"] for sku in s["skus"] if sku)
+        px_per_cm = t["px_per_cm"]
+        by_shelf: dict[int, list[dict]] = {}
+        for a in anns:
+            by_shelf.setdefault(a["shelf"], []).append(a)
+        for row in by_shelf.values():
+            row.sort(key=lambda a: a["bbox"][0])
+            for left, right in zip(row, row[1:], strict=False):
+                same = left["category_id"] == right["category_id"]
+                apart = right["bbox"][0] - (left["bbox"][0] + left["bbox"][2])
+                touching += same and apart < 0.5 * px_per_cm
+    assert touching >= 20  # the plain renderer keeps facings at least 0.5 cm apart
+    plain = tmp_path / "plain"
+    render_dataset(plain, SynthConfig(photos=1, seed=3), progress=False)
+    assert (plain / "catalog.csv").read_text() != (tmp_path / "catalog.csv").read_text()

@@ -153,7 +153,7 @@ def _default_shared() -> Path | None:
     return None
 
 
-SETS = ("rendered", "real-shelves", "real-counts", "real-products", "real-gaps", "speed")
+SETS = ("rendered", "varied", "real-shelves", "real-counts", "real-products", "real-gaps", "speed")
 
 
 @bench_app.command("accuracy")
@@ -162,6 +162,12 @@ def bench_accuracy(
     data: Path = typer.Option(None, "--data", help="Rendered set (default: render one)."),
     photos: int = typer.Option(200, "--photos", min=1, help="Photos to render without --data."),
     seed: int = typer.Option(9001, "--seed", help="Render seed (never used for tuning)."),
+    varied_seed: int = typer.Option(
+        9401,
+        "--varied-seed",
+        help="Seed of the varied renders (packed or spread facings, 3-19 cm packs, shared "
+        "colours, no outlines; never used for tuning).",
+    ),
     shared: Path = typer.Option(
         None,
         "--shared",
@@ -192,19 +198,28 @@ def bench_accuracy(
         raise fail(f"unknown set {', '.join(unknown)}; choose from: {', '.join(SETS)}")
     segmenter = segmenter_for(backend, model)
     lines: list[dict] = []
+
+    def score(folder: Path, label: str) -> None:
+        bar = tqdm(desc=f"scoring {label}", unit="photo", disable=as_json)
+        scored = accuracy.score_rendered(
+            folder,
+            segmenter,
+            overlay / label if overlay else None,
+            progress=lambda done, total: (setattr(bar, "total", total), bar.update(1)),
+        )
+        bar.close()
+        lines.append(scored.summary() | {"set": label, "data": str(folder)})
+
     if "rendered" in chosen:
         if data is None:
             data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
             render_dataset(data, SynthConfig(photos=photos, seed=seed), progress=not as_json)
-        bar = tqdm(desc="scoring rendered", unit="photo", disable=as_json)
-        rendered = accuracy.score_rendered(
-            data,
-            segmenter,
-            overlay / "rendered" if overlay else None,
-            progress=lambda done, total: (setattr(bar, "total", total), bar.update(1)),
-        )
-        bar.close()
-        lines.append(rendered.summary() | {"data": str(data)})
+        score(data, "rendered")
+    if "varied" in chosen:
+        varied = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-varied-"))
+        config = SynthConfig(photos=photos, seed=varied_seed, variety=True)
+        render_dataset(varied, config, progress=not as_json)
+        score(varied, "rendered-varied")
     shared = shared or _default_shared()
     if shared is not None and "real-shelves" in chosen and (shared / "real-shelves").exists():
         rows = accuracy.score_real_shelves(

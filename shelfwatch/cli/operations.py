@@ -281,11 +281,17 @@ def synth_cmd(
     out: Path = typer.Option(..., "--out", help="Output folder."),
     photos: int = typer.Option(20, "--photos", min=1, help="Number of photos."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
+    variety: bool = typer.Option(
+        False,
+        "--variety",
+        help="Far more varied fixtures: packed or spread facings, 3-19 cm packs, shared "
+        "colours, no outlines.",
+    ),
 ) -> None:
     """Render synthetic shelf photos with exact ground truth."""
     from shelfwatch.synth import SynthConfig, render_dataset
 
-    render_dataset(out, SynthConfig(photos=photos, seed=seed), progress=True)
+    render_dataset(out, SynthConfig(photos=photos, seed=seed, variety=variety), progress=True)
     typer.echo(f"{photos} photos with ground truth in {out}")
 
 

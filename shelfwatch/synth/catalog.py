@@ -44,11 +44,24 @@ def _distinct_colors(rng: np.random.Generator, n: int) -> list[tuple[int, int, i
 
 
 def make_catalog(
-    rng: np.random.Generator, n_skus: int
+    rng: np.random.Generator, n_skus: int, variety: np.random.Generator | None = None
 ) -> tuple[list[CatalogItem], dict[str, ProductLook]]:
-    """``n_skus`` products with distinct colours, sizes by shape, brands and names."""
+    """``n_skus`` products with distinct colours, sizes by shape, brands and names.
+
+    With ``variety`` (its own random stream, so plain catalogs stay as they were) sizes
+    reach far outside each shape's usual range (3 cm spice jars to 19 cm multipacks) and
+    a third of the products share a colour with another one, told apart only by their
+    label band and text, as variants of one brand are."""
     shapes = list(CATEGORIES)
     colors = _distinct_colors(rng, n_skus)
+    if variety is not None:
+        for i in range(n_skus):
+            if variety.random() < 1 / 3:
+                j = int(variety.integers(n_skus))
+                jitter = variety.integers(-12, 13, 3)
+                colors[i] = tuple(
+                    int(np.clip(c + d, 0, 255)) for c, d in zip(colors[j], jitter, strict=True)
+                )  # type: ignore[assignment]
     items: list[CatalogItem] = []
     looks: dict[str, ProductLook] = {}
     for i in range(n_skus):
@@ -60,6 +73,8 @@ def make_catalog(
         color = colors[i]
         accent = tuple(int(v) for v in rng.integers(0, 256, 3))
         name = f"{brand} {word} {category.title()}"
+        if variety is not None:
+            wmin, wmax = wmin * 0.6, wmax * 1.6
         items.append(
             CatalogItem(
                 sku=sku,

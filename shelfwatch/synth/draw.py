@@ -62,8 +62,10 @@ def draw_product(
     box: tuple[int, int, int, int],
     instance_id: int,
     rng: np.random.Generator,
+    outline: bool = True,
 ) -> None:
-    """Paint one facing: silhouette, cylinder or flat shading, label band, brand text."""
+    """Paint one facing: silhouette, cylinder or flat shading, label band, brand text; a
+    darker outline unless ``outline`` is off (neighbours of one SKU then meet seamlessly)."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     poly = product_outline(look.shape, x1, y1, x2, y2)
@@ -103,7 +105,8 @@ def draw_product(
         patch[:cap_h] = _shade(look.accent, 0.8)
     canvas_view = canvas[y1:y2, x1:x2]
     canvas_view[region] = patch[region]
-    cv2.polylines(canvas, [poly], True, _shade(look.color, 0.55), 1, cv2.LINE_AA)
+    if outline:
+        cv2.polylines(canvas, [poly], True, _shade(look.color, 0.55), 1, cv2.LINE_AA)
     if ids is not None:
         ids[y1:y2, x1:x2][region] = instance_id
 

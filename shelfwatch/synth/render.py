@@ -48,6 +48,11 @@ class SynthConfig:
     perturb_rate: float = 0.75
     start_date: dt.date = field(default_factory=lambda: dt.date(2026, 11, 2))
     jpeg_quality: tuple[int, int] = (72, 92)
+    # Far more varied fixtures than the plain set (sizes, shared colours, facings packed
+    # edge to edge or spread, blocks left-aligned): the bench's check that counting and SKU
+    # identification do not lean on this renderer's habits. Its own random stream: a plain
+    # set of a seed renders as it always did.
+    variety: bool = False
 
 
 @dataclass
@@ -184,8 +189,10 @@ def render_photo(
     looks: dict[str, ProductLook],
     cfg: SynthConfig,
     rate: float,
+    variety: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, dict, list[dict]]:
-    """One photo of a fixture: returns (BGR image, truth record, COCO-style instances)."""
+    """One photo of a fixture: returns (BGR image, truth record, COCO-style instances).
+    ``variety``: the random stream of ``SynthConfig.variety`` (packed or spread facings)."""
     margin_x = int(cfg.width_px * 0.03)
     ppc = (cfg.width_px - 2 * margin_x) / cfg.fixture_width_cm
     level_h = int(round(cfg.shelf_height_cm * ppc))
@@ -218,12 +225,20 @@ def render_photo(
         total = sum(p.facings * float(catalog[p.sku].width_cm or 8) for p, _, _ in planned) * ppc
         usable = (cfg.fixture_width_cm - 0.8) * ppc
         spacing = max(0.5 * ppc, (usable - total) / max(1, n_facings))
+        block_gap = 0.0  # extra space between SKU blocks (packed shelves)
+        if variety is not None and variety.random() < 0.6:
+            # Packed: one SKU's facings touch (0-0.3 cm apart), the rest of the width goes
+            # between SKU blocks (staff face up to the shelf's end: empty width is a gap).
+            tight = float(variety.uniform(0.0, 0.3)) * ppc
+            block_gap = max(0.0, usable - total - tight * n_facings) / max(1, len(planned))
+            spacing = tight
         x = margin_x + 0.4 * ppc + spacing / 2
         skus_seq: list[str | None] = []
         tags: list[tuple[int, str]] = []
         for planned, drawn, extra in actual.get(shelf, []):
             item = catalog[planned.sku]
             fw = float(item.width_cm or 8) * ppc
+            x += block_gap / 2
             tags.append((int(x + 2), f"{rng.uniform(0.5, 9.9):.2f}"))
             for k in range(planned.facings):
                 if k < drawn:
@@ -249,6 +264,7 @@ def render_photo(
                     )
                     skus_seq.append(None)
                     x += fw + spacing
+            x += block_gap / 2
         draw_shelf_edge(
             canvas, margin_x, width - margin_x, y_edge, y_edge + edge_h, edge_color, tags
         )
@@ -266,13 +282,14 @@ def render_photo(
             merged.append(dict(g))
 
     instance_skus: list[str] = []
+    outline = variety is None or variety.random() < 0.5
     for n, f in enumerate(facings, start=1):
         item = catalog[f.sku]
         shelf_row = shelves_truth[f.shelf - 1]
         y2 = shelf_row["edge_y"]
         ph = float(item.height_cm or 15) * ppc
         box = (int(f.x1), int(y2 - ph), int(f.x2), int(y2))
-        draw_product(canvas, ids, looks[f.sku], box, n, rng)
+        draw_product(canvas, ids, looks[f.sku], box, n, rng, outline)
         instance_skus.append(f.sku)
 
     # Photometric and geometric perturbations, applied to the ground truth alike.
@@ -348,10 +365,11 @@ def render_reference(look: ProductLook, item: CatalogItem, rng: np.random.Genera
 def render_dataset(out: Path, cfg: SynthConfig, progress: bool = True) -> dict:
     """Render ``cfg.photos`` photos plus catalog, planograms, references and ground truth."""
     rng = np.random.default_rng(cfg.seed)
+    variety = np.random.default_rng([cfg.seed, 17]) if cfg.variety else None
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
     (out / "refs").mkdir(exist_ok=True)
-    items, looks = make_catalog(rng, cfg.skus)
+    items, looks = make_catalog(rng, cfg.skus, variety)
     catalog = {c.sku: c for c in items}
     for item in items:
         cv2.imwrite(
@@ -397,7 +415,7 @@ def render_dataset(out: Path, cfg: SynthConfig, progress: bool = True) -> dict:
         day = cfg.start_date + dt.timedelta(days=n // len(combos))
         captured = dt.datetime.combine(day, dt.time(8, 0)) + dt.timedelta(minutes=int(n * 7 % 300))
         img, truth, instances = render_photo(
-            rng, layouts[(store, fixture)], catalog, looks, cfg, cfg.perturb_rate
+            rng, layouts[(store, fixture)], catalog, looks, cfg, cfg.perturb_rate, variety
         )
         name = f"{store}_{fixture}_{day.isoformat()}_{n:04d}.jpg"
         quality = int(rng.integers(*cfg.jpeg_quality))

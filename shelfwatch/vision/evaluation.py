@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
+def iou_matrix(a: np.ndarray, b: np.ndarray, over: str = "union") -> np.ndarray:
+    """Pairwise overlap of (N, 4) and (M, 4) xyxy boxes: intersection over union, or over
+    the smaller box's area (``over="smaller"``: a box cut by a frame's border lies wholly on
+    the whole product)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -18,8 +20,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    if over == "smaller":
+        base = np.minimum(area_a[:, None], area_b[None, :])
+    else:
+        base = area_a[:, None] + area_b[None, :] - inter
+    return np.where(base > 0, inter / np.maximum(base, 1e-9), 0.0)
 
 
 def greedy_match(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> int:

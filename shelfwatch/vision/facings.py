@@ -111,14 +111,18 @@ class Fixture:
         holes closed. The whole box where the back is unknown or most of the box looks like
         it (a pack coloured like the back)."""
         masks = []
+        # What differs from the back, once for the whole photo (not per box: hundreds).
+        foreground = None if back is None else foreground_mask(self.lab, self.texture, back)
         for box in np.asarray(boxes, dtype=int).reshape(-1, 4):
             x1, y1, x2, y2 = box
             whole = np.ones((max(0, y2 - y1), max(0, x2 - x1)), bool)
-            lab = self._crop(self.lab, tuple(box))
-            if back is None or min(lab.shape[:2]) < 3:
+            if foreground is None:
                 masks.append(whole)
                 continue
-            fg = foreground_mask(lab, self._crop(self.texture, tuple(box)), back).astype(np.uint8)
+            fg = self._crop(foreground, tuple(box)).astype(np.uint8)
+            if min(fg.shape[:2]) < 3:
+                masks.append(whole)
+                continue
             k = max(3, (min(fg.shape) // 8) | 1)
             fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
             if fg.mean() < 0.4:

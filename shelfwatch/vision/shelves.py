@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, replace
 
 import cv2
@@ -58,14 +59,24 @@ def _line_slack(height: int) -> int:
 
 def horizontal_edge_map(gray: np.ndarray) -> np.ndarray:
     """Pixels on long horizontal edges; short breaks (price tags) are closed along x."""
+    return long_runs(horizontal_edges(gray))
+
+
+def horizontal_edges(gray: np.ndarray) -> np.ndarray:
+    """Pixels on horizontal edges of any length, short breaks closed along x (uint8 0/1)."""
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     horiz = ((np.abs(gy) > 30) & (np.abs(gy) > 2 * np.abs(gx))).astype(np.uint8)
     horiz = cv2.dilate(horiz, np.ones((3, 1), np.uint8))
-    horiz = cv2.morphologyEx(horiz, cv2.MORPH_CLOSE, np.ones((1, 5), np.uint8))
-    # Keep long runs only: text and pack artwork make short horizontal edges everywhere.
-    run = max(9, gray.shape[1] // 40)
-    return cv2.morphologyEx(horiz, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
+    return cv2.morphologyEx(horiz, cv2.MORPH_CLOSE, np.ones((1, 5), np.uint8))
+
+
+def long_runs(edges: np.ndarray) -> np.ndarray:
+    """The runs of ``horizontal_edges`` long for their width (a fortieth of it): text and
+    pack artwork make short horizontal edges everywhere. A bay's columns of a photo's edges
+    are judged at the bay's width."""
+    run = max(9, edges.shape[1] // 40)
+    return cv2.morphologyEx(edges, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
 
 
 def line_profile(horiz: np.ndarray, slack: int, slices: int = 8) -> np.ndarray:
@@ -191,7 +202,8 @@ def find_bays(
     h, w = gray.shape
     columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
     bounds = np.linspace(0, w, columns + 1).astype(int)
-    horiz = horizontal_edge_map(gray)
+    all_edges = horizontal_edges(gray)  # once: every bay's long lines are cut from it
+    horiz = long_runs(all_edges)
     profiles = column_profiles(horiz, bounds)
     scores = []
     for cut in range(window, columns - window + 1):
@@ -205,9 +217,9 @@ def find_bays(
     xs = [0, *(int(bounds[c]) for c in sorted(cuts)), w]
 
     def edges_of(a: int, b: int) -> list[ShelfEdge]:
-        # A bay's own long lines (its map is made at its width); the whole photo's is at hand.
-        whole = horiz if (a, b) == (0, w) else None
-        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=whole)
+        # A bay's own long lines (long for its width); the whole photo's are at hand.
+        lines = horiz if (a, b) == (0, w) else long_runs(np.ascontiguousarray(all_edges[:, a:b]))
+        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=lines)
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
     def line_up(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
@@ -281,16 +293,20 @@ def product_rows(
     height = float(np.median(boxes[:, 3] - boxes[:, 1]))
     width = float(np.median(boxes[:, 2] - boxes[:, 0]))
     clusters: list[list[int]] = []
-    medians: list[float] = []  # each cluster's median bottom, updated as it grows
+    bottoms: list[list[float]] = []  # each cluster's bottoms, for its median as it grows
+    medians: list[float] = []
     for i in np.argsort(boxes[:, 3]):
+        bottom = float(boxes[i, 3])
         for k, c in enumerate(clusters):
-            if abs(medians[k] - boxes[i, 3]) < 0.3 * height:
+            if abs(medians[k] - bottom) < 0.3 * height:
                 c.append(int(i))
-                medians[k] = float(np.median(boxes[c, 3]))
+                bottoms[k].append(bottom)
+                medians[k] = statistics.median(bottoms[k])
                 break
         else:
             clusters.append([int(i)])
-            medians.append(float(boxes[i, 3]))
+            bottoms.append([bottom])
+            medians.append(bottom)
     rows = []
     for c in clusters:
         if len(c) < min_products or boxes[c, 2].max() - boxes[c, 0].min() < min_span * width:

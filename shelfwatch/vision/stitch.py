@@ -17,7 +17,7 @@ import numpy as np
 
 MATCH_SIDE = 800  # features are found on frames scaled to this longer side
 MIN_INLIERS = 25  # fewer RANSAC inliers: the two frames do not overlap
-MAX_ZOOM_STEP = 1.35  # a link that zooms more than this between chosen frames is wrong
+MAX_ZOOM_STEP = 2.0  # a link that zooms more than this between chosen frames is wrong
 LEVEL_DEG = 0.3  # shelf edges sloping less than this are level enough
 MAX_AREA_RATIO = 3.0  # a frame mapped into the fixture plane keeps about its own size
 
@@ -30,6 +30,10 @@ class Fixture:
     frames: list[int] = field(default_factory=list)
     transforms: list[np.ndarray] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)
+    # Where the walk was cut although the views overlap (the chain would no longer look
+    # like a flat front): the homography from this fixture's first frame to the previous
+    # fixture's last frame, so what both parts saw is counted once.
+    link: np.ndarray | None = None
 
 
 def _features(image: np.ndarray, orb: cv2.ORB) -> tuple[list, np.ndarray | None, float]:
@@ -62,25 +66,59 @@ def _link(a: tuple, b: tuple, matcher: cv2.BFMatcher) -> tuple[np.ndarray | None
 
 
 def register(images: list[np.ndarray]) -> list[Fixture]:
-    """Chain consecutive frames into fixtures; a frame that overlaps nothing before it
-    starts a new one (never fused wrongly)."""
+    """Frames registered into fixtures: consecutive frames are linked (feature matches, a
+    RANSAC homography); a run of linked frames is one fixture in the plane of its middle
+    frame, so a walk and the same walk reversed give the same parts. Where some frame would
+    no longer look like a flat front in that plane (a walk that turns down the aisle), the
+    run is cut at its weakest link (fewest inliers) and each side tried again. Frames that
+    do not overlap are never fused."""
     orb = cv2.ORB_create(nfeatures=3000)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    fixtures: list[Fixture] = []
-    previous = None
-    for i, image in enumerate(images):
-        current = _features(image, orb)
-        link, _ = _link(previous, current, matcher) if previous is not None else (None, 0)
-        chained = fixtures[-1].transforms[-1] @ link if link is not None else None
-        if chained is None or not plausible(chained, image.shape):
-            fixtures.append(Fixture(frames=[i], transforms=[np.eye(3)]))
+    features = [_features(image, orb) for image in images]
+    # links[i]: frame i+1 -> frame i, and its inliers (None where they do not overlap).
+    links = [_link(features[i], features[i + 1], matcher) for i in range(len(images) - 1)]
+    runs: list[list[int]] = [[0]] if images else []
+    for i, (link, _) in enumerate(links):
+        if link is None:
+            runs.append([i + 1])
         else:
-            fixtures[-1].frames.append(i)
-            fixtures[-1].transforms.append(chained)
-        previous = current
+            runs[-1].append(i + 1)
+    fixtures = [f for run in runs for f in _anchor(run, links, images)]
     for fixture in fixtures:
         _place(fixture, [images[i] for i in fixture.frames])
     return fixtures
+
+
+def _anchor(
+    run: list[int], links: list[tuple[np.ndarray | None, int]], images: list[np.ndarray]
+) -> list[Fixture]:
+    """A run of linked frames as fixtures: one in its middle frame's plane when every frame
+    stays plausible there (either middle of an even run), else cut at the weakest link."""
+    middles = sorted({run[(len(run) - 1) // 2], run[len(run) // 2]})
+    for ref in middles:
+        transforms = _chain(run, ref, links)
+        if all(plausible(t, images[i].shape) for i, t in zip(run, transforms, strict=True)):
+            return [Fixture(frames=list(run), transforms=transforms)]
+    # The weakest link; ties go to the one nearest the middle (the same cut either way).
+    cut = min(
+        range(1, len(run)),
+        key=lambda k: (links[run[k] - 1][1], abs(2 * k - len(run))),
+    )
+    right = _anchor(run[cut:], links, images)
+    right[0].link = links[run[cut] - 1][0]
+    return _anchor(run[:cut], links, images) + right
+
+
+def _chain(
+    run: list[int], ref: int, links: list[tuple[np.ndarray | None, int]]
+) -> list[np.ndarray]:
+    """Each frame of ``run`` -> the ``ref`` frame's pixels, through the links between."""
+    out = {ref: np.eye(3)}
+    for i in range(ref + 1, run[-1] + 1):  # later frames: i -> i-1 -> ... -> ref
+        out[i] = out[i - 1] @ links[i - 1][0]  # type: ignore[operator]
+    for i in range(ref - 1, run[0] - 1, -1):  # earlier frames: i -> i+1 -> ... -> ref
+        out[i] = out[i + 1] @ np.linalg.inv(links[i][0])  # type: ignore[arg-type]
+    return [out[i] for i in run]
 
 
 def plausible(t: np.ndarray, shape: tuple[int, ...]) -> bool:
