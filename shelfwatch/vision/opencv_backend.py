@@ -89,10 +89,16 @@ def _segment(
     clock = clock if clock is not None else StageClock()
     with clock.stage("prepare"):
         work, gray, forward, tilt = _upright(image)
-    scene = _segment_upright(work, gray, with_products, detector, clock)
+    scene, masking = _segment_upright(work, gray, with_products, detector, clock)
     with clock.stage("map back"):
         height, width = image.shape[:2]
-        scene = _transform_scene(scene, np.linalg.inv(forward), width, height, gray.shape[1])
+        back_to_photo = np.linalg.inv(forward)
+        scene = _transform_scene(scene, back_to_photo, width, height, gray.shape[1])
+    if masking is not None:
+        with clock.stage("masks"):  # in the photo's frame: no mask is warped back one by one
+            fixture, back = masking
+            masks = fixture.product_masks(scene.products.xyxy, back, back_to_photo, (width, height))
+            scene.products = replace(scene.products, masks=masks)
     with clock.stage("quality"):
         scene.quality = photo_quality(gray, tilt)
         # At half size: as sure (40 of 40 real-shelves photos turned 90 deg flagged, 37 at
@@ -158,11 +164,13 @@ def _segment_upright(
     with_products: bool,
     detector: Path | None,
     clock: StageClock,
-) -> ShelfScene:
+) -> tuple[ShelfScene, tuple[Fixture, np.ndarray | None] | None]:
     """Shelves, products and gaps of an upright photo, in named stages, each run once:
     detector (product and void boxes) -> shelves (bays, edges, product rows) -> products on
-    shelves -> gaps -> masks. Without detector weights, the classical facing finder (occupancy
-    and vertical edges) stands in for the detector."""
+    shelves -> gaps; and what the masks are made from (the photo's colour and texture and
+    the fixture back's colour), for the masks stage in the photo's own frame. Without
+    detector weights, the classical facing finder (occupancy and vertical edges) stands in
+    for the detector and makes its own masks."""
     h, w = gray.shape
     found = None
     if with_products and detector is not None:
@@ -174,18 +182,18 @@ def _segment_upright(
         zones = shelf_zones(gray, found.boxes if found is not None else None)
         shelves = _shelves(zones)
     if not with_products:
-        return ShelfScene(width=w, height=h, shelves=shelves)
+        return ShelfScene(width=w, height=h, shelves=shelves), None
     bands = [(z.edge.x1, z.top, z.edge.x2, z.bottom) for z in zones]
     if found is None:
         with clock.stage("classical facings"):
             back = fixture_back_lab(work, bands)
             products, gaps = _classical_facings(work, zones, back)
-        return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+        scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+        return scene, None
     with clock.stage("masks"):
         fixture = Fixture.of(work)
         back = fixture.back_lab(bands)
-        shelf = _shelf_of(found.boxes, zones)
-        products = _products(fixture, found.boxes, found.scores, shelf, back)
+    products = _products(found.boxes, found.scores, _shelf_of(found.boxes, zones))
     with clock.stage("gaps"):
         if found.voids is not None:
             gaps = _void_gaps(found.voids, _shelf_of(found.voids, zones), products)
@@ -193,7 +201,8 @@ def _segment_upright(
             classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
             gaps = _uncovered(classical[1], found.boxes)
     shelves = [_to_product_tops(s, products) for s in shelves]
-    return ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+    scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+    return scene, (fixture, back)
 
 
 @dataclass(frozen=True)
@@ -364,23 +373,12 @@ def _shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
     return np.array([z.shelf for z in zones])[np.argmin(dist, axis=1)]
 
 
-def _products(
-    fixture: Fixture,
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    shelf: np.ndarray,
-    back: np.ndarray | None,
-) -> Products:
-    """Detected products in shelf order, left to right, each with its mask (what differs from
-    the fixture back inside its box)."""
+def _products(boxes: np.ndarray, scores: np.ndarray, shelf: np.ndarray) -> Products:
+    """Detected products in shelf order, left to right (their masks come later, in the
+    photo's frame)."""
     order = np.lexsort(((boxes[:, 0] + boxes[:, 2]) / 2, shelf)) if len(boxes) else []
     xyxy = np.round(boxes[order]).astype(int).reshape(-1, 4)
-    return Products(
-        xyxy=xyxy,
-        scores=scores[order],
-        masks=fixture.product_masks(xyxy, back),
-        shelf=shelf[order],
-    )
+    return Products(xyxy=xyxy, scores=scores[order], shelf=shelf[order])
 
 
 def _covered(box: tuple[int, int, int, int], boxes: np.ndarray) -> float:
