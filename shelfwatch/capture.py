@@ -77,11 +77,15 @@ def analyze_capture(
     segmenter: Segmenter,
     context: FixtureContext | None = None,
     prompt: str | None = None,
+    count_once: bool = True,
 ) -> list[CaptureResult]:
     """One result per fixture: frames that do not overlap the ones before are a new one.
 
     ``prompt`` (a backend with a referring model, such as ``clipseg``): that text's masks in
     every chosen frame, linked across frames by track id (``CaptureResult.referred``).
+    ``count_once``: where the walk was cut between views that overlap, a part leaves out
+    the products the parts before it counted (so the parts add up); off, each part holds
+    everything it saw (one part kept on its own, as the worker does).
     """
     context = context or FixtureContext()
     referrer = getattr(segmenter, "referrer", None)
@@ -97,7 +101,7 @@ def analyze_capture(
     for fixture in register(images):
         chosen = [frames[i] for i in fixture.frames]
         prior = None
-        if results and fixture.link is not None:
+        if count_once and results and fixture.link is not None:
             # The previous parts' products in this part's first frame: that plane -> its last
             # frame -> (the link, backwards) this part's first frame.
             back = np.linalg.inv(fixture.link) @ np.linalg.inv(results[-1].transforms[-1])

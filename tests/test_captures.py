@@ -229,7 +229,15 @@ def test_registration_parts_do_not_depend_on_walk_direction(
         sorted(last - i for i in f.frames) for f in backward
     )
     assert all(f.link is not None for f in forward[1:])  # cut, though the views overlap
-    parts = analyze_capture(frames, get_segmenter("opencv"))
+    segmenter = get_segmenter("opencv")
+    parts = analyze_capture(frames, segmenter)
     counted = sum(len(r.scene.products) for r in parts)
     assert len(parts) == len(forward)
     assert abs(counted - len(truth.products)) <= 0.05 * len(truth.products), counted
+    # Each part whole (the worker keeps one part): the overlaps are in both.
+    whole = analyze_capture(frames, segmenter, count_once=False)
+    assert len(whole[0].scene.products) == len(parts[0].scene.products)
+    assert all(
+        len(w.scene.products) > len(p.scene.products)
+        for w, p in zip(whole[1:], parts[1:], strict=True)
+    )

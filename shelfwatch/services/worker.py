@@ -342,7 +342,8 @@ class Worker:
                     Frame(i, float(i), decode_image(self.photos.read_bytes(m), m))
                     for i, m in enumerate(members)
                 ]
-            results = analyze_capture(frames, segmenter, context)
+            # One part is stored whole: it keeps what earlier parts also saw.
+            results = analyze_capture(frames, segmenter, context, count_once=False)
         except Exception as exc:  # noqa: BLE001 - recorded on the capture
             self._fail(photo_id, f"{type(exc).__name__}: {exc}")
             return 0
