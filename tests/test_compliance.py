@@ -129,3 +129,36 @@ def test_share_of_shelf_keeps_unknown_apart() -> None:
         "unknown": 25.0,
     }
     assert set(report.kpis["share_of_shelf_width"]) == {"BrandX", "BrandY", "unknown"}
+
+
+def _boxed(shelf: list[tuple[str, int, int]]) -> ShelfScene:
+    """One shelf of products given as (sku, x1, x2)."""
+    return ShelfScene(
+        width=1000,
+        height=200,
+        shelves=[Shelf(1, 100, 190)],
+        products=Products(
+            xyxy=np.array([[a, 100, b, 180] for _, a, b in shelf]).reshape(-1, 4),
+            scores=np.ones(len(shelf)),
+            shelf=np.ones(len(shelf), int),
+            sku=[s for s, _, _ in shelf],
+        ),
+    )
+
+
+def test_catalog_widths_count_merged_and_split_packs() -> None:
+    """With pack widths in the catalog, a box as wide as two packs of its SKU is two
+    facings and two boxes on one pack are one; without them, one box is one facing."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),  # narrow: 20 px at this scale
+        "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),  # wide: 60 px
+    }
+    # Five px per cm (the B boxes and the first A box); A's last two packs are one box;
+    # one B pack came out as two half boxes.
+    shelf = [("A", 0, 20), ("A", 21, 61), ("B", 70, 130), ("B", 135, 165), ("B", 166, 195)]
+    planned = plan([("A", 3), ("B", 2)])
+    assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
+    assert kinds(check_compliance(_boxed(shelf), planned)) == {
+        ("facings_short", 1, 1, "A", "A"),
+        ("facings_over", 1, 2, "B", "B"),
+    }

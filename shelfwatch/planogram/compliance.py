@@ -147,7 +147,8 @@ def check_compliance(
     """Findings and KPIs of one photo of a fixture against its planogram."""
     catalog = catalog or {}
     layout = expected_layout(planogram)
-    observed = realogram(scene)
+    widths = {sku: float(c.width_cm) for sku, c in catalog.items() if c.width_cm}
+    observed = realogram(scene, widths)
     warnings: list[str] = []
     if len(scene.shelves) != len(layout):
         warnings.append(

@@ -8,15 +8,23 @@ import numpy as np
 
 from shelfwatch.core.scene import ShelfScene
 
+# A box this many times its SKU's facing width holds that many facings side by side (the
+# detector merged narrow neighbours of one SKU); two boxes of one SKU that together are no
+# wider than ONE_PACK facings are one pack seen twice (a wide pack split).
+MERGED = 1.6
+ONE_PACK = 1.3
+
 
 @dataclass(frozen=True)
 class ObservedFacing:
-    """One slot on a shelf as seen: a product (``sku`` may be None = unknown) or a gap."""
+    """One slot on a shelf as seen: a product (``sku`` may be None = unknown) or a gap.
+    ``facing_px``: how wide one facing of that SKU is in the photo, where the catalog says."""
 
     kind: str  # "product" | "gap"
     sku: str | None
     bbox: tuple[int, int, int, int]
     facings: int = 1
+    facing_px: float | None = None
 
 
 @dataclass(frozen=True)
@@ -28,16 +36,25 @@ class Run:
     bbox: tuple[int, int, int, int]
 
 
-def realogram(scene: ShelfScene) -> dict[int, list[ObservedFacing]]:
-    """Facings and gaps of every shelf, ordered left to right."""
+def realogram(
+    scene: ShelfScene, widths_cm: dict[str, float] | None = None
+) -> dict[int, list[ObservedFacing]]:
+    """Facings and gaps of every shelf, ordered left to right.
+
+    ``widths_cm`` (the catalog's pack widths by SKU): the photo's scale is taken from the
+    identified boxes themselves (median pixels per cm), and a box as wide as several packs
+    of its SKU counts as that many facings (narrow neighbours the detector merged)."""
     rows: dict[int, list[ObservedFacing]] = {s.index: [] for s in scene.shelves}
     p = scene.products
+    one = _facing_px(scene, widths_cm or {})
     for i in range(len(p)):
         shelf = int(p.shelf[i])
         if shelf in rows:
-            rows[shelf].append(
-                ObservedFacing("product", p.sku[i], tuple(int(v) for v in p.xyxy[i]))
-            )  # type: ignore[arg-type]
+            box = tuple(int(v) for v in p.xyxy[i])
+            px = one.get(p.sku[i]) if p.sku[i] is not None else None
+            ratio = (box[2] - box[0]) / px if px else 1.0
+            facings = int(round(ratio)) if ratio >= MERGED else 1
+            rows[shelf].append(ObservedFacing("product", p.sku[i], box, facings, px))  # type: ignore[arg-type]
     for g in scene.gaps:
         if g.shelf in rows:
             rows[g.shelf].append(ObservedFacing("gap", None, g.bbox, g.missing_facings or 1))
@@ -46,9 +63,22 @@ def realogram(scene: ShelfScene) -> dict[int, list[ObservedFacing]]:
     return rows
 
 
+def _facing_px(scene: ShelfScene, widths_cm: dict[str, float]) -> dict[str, float]:
+    """Per SKU of the catalog, one facing's width in this photo's pixels (the scale from
+    the median of box width over pack width of the identified boxes); empty without them."""
+    p = scene.products
+    known = [i for i in range(len(p)) if p.sku[i] in widths_cm and widths_cm[p.sku[i]] > 0]
+    if len(known) < 3:
+        return {}
+    scale = float(np.median([p.widths[i] / widths_cm[p.sku[i]] for i in known]))  # type: ignore[index]
+    return {sku: cm * scale for sku, cm in widths_cm.items() if cm > 0}
+
+
 def runs(facings: list[ObservedFacing]) -> list[Run]:
-    """Collapse a shelf's products into runs of one SKU; gaps split nothing (they are empty)."""
+    """Collapse a shelf's products into runs of one SKU; gaps split nothing (they are empty).
+    Two neighbouring boxes of one SKU no wider together than one pack are one facing."""
     out: list[Run] = []
+    previous: ObservedFacing | None = None
     for f in facings:
         if f.kind != "product":
             continue
@@ -60,9 +90,17 @@ def runs(facings: list[ObservedFacing]) -> list[Run]:
                 max(last.bbox[2], f.bbox[2]),
                 max(last.bbox[3], f.bbox[3]),
             )
-            out[-1] = Run(last.sku, last.facings + 1, box)
+            split = (
+                previous is not None
+                and f.facing_px is not None
+                and previous.facings == f.facings == 1
+                and max(previous.bbox[2], f.bbox[2]) - min(previous.bbox[0], f.bbox[0])
+                <= ONE_PACK * f.facing_px
+            )
+            out[-1] = Run(last.sku, last.facings + (0 if split else f.facings), box)
         else:
-            out.append(Run(f.sku, 1, f.bbox))
+            out.append(Run(f.sku, f.facings, f.bbox))
+        previous = f
     return out
 
 

@@ -21,7 +21,7 @@ from shelfwatch.db.models import (
     Store,
 )
 from shelfwatch.planogram.realogram import realogram, runs
-from shelfwatch.services.catalog import planogram_in_force
+from shelfwatch.services.catalog import catalog_items, planogram_in_force
 from shelfwatch.services.storage import PhotoStore
 from shelfwatch.services.timeutil import as_utc, zone
 from shelfwatch.services.users import Scope
@@ -375,7 +375,9 @@ def plan_vs_real(session: Session, scope: Scope, photo_id: int) -> dict[str, obj
         for p in (plan.positions if plan else [])
     ]
     observed = []
-    for shelf, facings in realogram(load_scene(session, photo, with_masks=False)).items():
+    # Facings counted as the audit counted them (pack widths from the catalog).
+    widths = {c.sku: float(c.width_cm) for c in catalog_items(session) if c.width_cm}
+    for shelf, facings in realogram(load_scene(session, photo, with_masks=False), widths).items():
         for i, run in enumerate(runs(facings), start=1):
             observed.append(
                 {

@@ -142,7 +142,7 @@ class Fixture:
         masks = []
         for n, (a, b, c, d) in enumerate(boxes):
             crop = full[max(0, b) : max(0, d), max(0, a) : max(0, c)]
-            if crop.shape != whole[n].shape or crop.mean() < 0.4:
+            if crop.shape != whole[n].shape or not crop.size or crop.mean() < 0.4:
                 masks.append(whole[n])  # over the photo's edge, or mostly back-coloured
             else:
                 masks.append(crop.astype(bool))
