@@ -45,7 +45,7 @@ def _features(image: np.ndarray, orb: cv2.ORB) -> tuple[list, np.ndarray | None,
 
 
 def _link(a: tuple, b: tuple, matcher: cv2.BFMatcher) -> tuple[np.ndarray | None, int]:
-    """The similarity taking frame b's pixels onto frame a's, and its RANSAC inliers."""
+    """The homography taking frame b's pixels onto frame a's, and its RANSAC inliers."""
     (ka, da, sa), (kb, db, sb) = a, b
     if da is None or db is None or len(ka) < 8 or len(kb) < 8:
         return None, 0
