@@ -30,9 +30,11 @@ USABLE, RETAKE = "usable", "retake"
 
 def photo_quality(gray: np.ndarray, tilt_deg: float) -> dict[str, Any]:
     """Sharpness (Laplacian variance), brightness, contrast, tilt and their flags."""
-    sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var())
-    brightness = float(gray.mean())
-    contrast = float(gray.std())
+    # OpenCV's mean and standard deviation: one pass, no temporaries (numpy's var makes two).
+    _, laplacian_std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    mean, std = cv2.meanStdDev(gray)
+    sharpness = float(laplacian_std[0, 0]) ** 2
+    brightness, contrast = float(mean[0, 0]), float(std[0, 0])
     flags = {
         "blurred": sharpness < BLUR_MIN,
         "too_dark": brightness < DARK_MAX,
