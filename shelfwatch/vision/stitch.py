@@ -2,7 +2,7 @@
 
 Consecutive frames are matched with ORB features and a RANSAC homography (a fixture front
 is a plane, so one homography maps two views of it exactly); the transforms are chained
-into the first frame's plane. A similarity (4 degrees of freedom) was tried first and
+into the plane of each run's middle frame. A similarity (4 degrees of freedom) was tried first and
 drifted 1-2 cm over a 3 m bay on rendered walks (it cannot follow the phone's keystone),
 the homography 0.03-0.2 cm. A link that zooms implausibly is refused, so one bad fit
 cannot bend the rest; frames that match nothing start a new fixture.
