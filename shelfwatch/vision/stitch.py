@@ -17,6 +17,7 @@ import numpy as np
 
 MATCH_SIDE = 800  # features are found on frames scaled to this longer side
 MIN_INLIERS = 25  # fewer RANSAC inliers: the two frames do not overlap
+RATIO_TEST = 0.8  # Lowe's ratio test at his paper's value (0.75 left blurred walks unlinked)
 MAX_ZOOM_STEP = 2.0  # a link that zooms more than this between chosen frames is wrong
 LEVEL_DEG = 0.3  # shelf edges sloping less than this are level enough
 MAX_AREA_RATIO = 3.0  # a frame mapped into the fixture plane keeps about its own size
@@ -50,7 +51,7 @@ def _link(a: tuple, b: tuple, matcher: cv2.BFMatcher) -> tuple[np.ndarray | None
     if da is None or db is None or len(ka) < 8 or len(kb) < 8:
         return None, 0
     pairs = matcher.knnMatch(db, da, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.75 * p[1].distance]
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO_TEST * p[1].distance]
     if len(good) < MIN_INLIERS:
         return None, len(good)
     src = np.float32([kb[m.queryIdx].pt for m in good]) / sb
