@@ -48,10 +48,10 @@ class SynthConfig:
     perturb_rate: float = 0.75
     start_date: dt.date = field(default_factory=lambda: dt.date(2026, 11, 2))
     jpeg_quality: tuple[int, int] = (72, 92)
-    # Far more varied fixtures than the plain set (sizes, shared colours, facings packed
-    # edge to edge or spread, blocks left-aligned): the bench's check that counting and SKU
-    # identification do not lean on this renderer's habits. Its own random stream: a plain
-    # set of a seed renders as it always did.
+    # Far more varied fixtures than the plain set (packs of 3-19 cm, shared colours, facings
+    # packed edge to edge or spread, no outlines on half the photos): the bench's check that
+    # counting and SKU identification do not lean on this renderer's habits. Its own random
+    # stream: a plain set of a seed renders as it always did.
     variety: bool = False
 
 
