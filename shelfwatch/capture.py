@@ -25,7 +25,7 @@ from shelfwatch.pipeline import FixtureContext, finish
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.evaluation import iou_matrix
 from shelfwatch.vision.fuse import Seen, confirmed, track, whole_views
-from shelfwatch.vision.layout import assign_shelves
+from shelfwatch.vision.layout import assign_shelves, join_gaps
 from shelfwatch.vision.models.heatmaps import instances_at
 from shelfwatch.vision.opencv_backend import detect_shelves
 from shelfwatch.vision.stitch import Fixture, footprint, level, mosaic, register, to_fixture
@@ -287,4 +287,6 @@ def _fused_gaps(
         on = [s for s in shelves if s.y1 <= cy <= s.y2 and (s.x2 <= s.x1 or s.x1 <= cx <= s.x2)]
         if on:  # empty space off every shelf (a side panel, the floor) is no gap
             out.append(Gap(on[0].index, tuple(int(round(v)) for v in box)))  # type: ignore[arg-type]
-    return sorted(out, key=lambda g: (g.shelf, g.bbox[0]))
+    # Frames see one stretch to different lengths (cut by their borders), so its tracks
+    # may overlap: one gap.
+    return join_gaps(out)

@@ -64,6 +64,9 @@ def test_photo_series_is_one_fixture_and_scores_against_truth(series: Path) -> N
     assert scores["count_ape_pct"] <= 5, scores
     assert scores["double_pct"] <= 5 and scores["missed_pct"] <= 5, scores
     assert scores["drift_cm"] <= 5, scores
+    # Its gaps found on the stitched fixture, each once (area rule, in the bay's pixels).
+    assert scores["gaps_true"] >= 2 and scores["gaps_found"] == scores["gaps_true"], scores
+    assert scores["gaps_right"] == scores["gaps_reported"], scores
 
 
 def test_reversed_video_gives_the_same_count(pan: Path, tmp_path: Path) -> None:

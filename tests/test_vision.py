@@ -165,3 +165,60 @@ def test_a_tall_top_level_does_not_hide_the_shelves_below() -> None:
     assert len(edges) >= 4
     for rail in (560, 700, 840):
         assert any(abs(e - rail) <= 6 for e in edges), edges
+
+
+def test_weak_voids_that_agree_are_a_gap_and_a_lone_weak_one_is_not() -> None:
+    """Hysteresis: a wide empty stretch draws several weak void centres; one weak void alone
+    is no gap."""
+    from shelfwatch.core.scene import Products
+    from shelfwatch.vision.opencv_backend import _void_gaps
+
+    voids = np.array(
+        [[100, 50, 180, 150], [160, 50, 240, 150], [220, 50, 300, 150], [100, 250, 180, 350]],
+        float,
+    )
+    scores = np.array([0.15, 0.16, 0.15, 0.16])
+    shelf = np.array([1, 1, 1, 2])
+    none = Products(xyxy=np.zeros((0, 4)), scores=np.zeros(0), shelf=np.zeros(0, int))
+    gaps = _void_gaps(voids, scores, shelf, none)
+    assert [(g.shelf, g.bbox) for g in gaps] == [(1, (100, 50, 300, 150))]
+    # One sure void is enough.
+    gaps = _void_gaps(voids[3:], np.array([0.3]), shelf[3:], none)
+    assert [g.shelf for g in gaps] == [2]
+    # Unless it is the space above a short product standing in its bottom quarter.
+    short = Products(xyxy=np.array([[95, 300, 185, 350]]), scores=np.ones(1), shelf=np.array([2]))
+    assert _void_gaps(voids[3:], np.array([0.3]), shelf[3:], short) == []
+
+
+def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> None:
+    """A void box about one facing wide is carried over the plain back up to the products
+    either side; an undetected product stops it (a miss never becomes a gap)."""
+    from shelfwatch.vision.facings import Fixture
+
+    image = np.full((200, 600, 3), 90, np.uint8)
+    rng = np.random.default_rng(0)
+    image += rng.integers(0, 6, image.shape, dtype=np.uint8)  # the back's grain
+    for x1, x2, colour in ((20, 80, (30, 160, 220)), (300, 360, (200, 60, 40))):
+        image[40:180, x1:x2] = colour
+    image[40:180, 440:500] = (40, 200, 60)  # a product the detector missed
+    fixture = Fixture.of(image)
+    # The texture map is blurred, so a neighbour's edge stops the gap a few pixels early.
+    x1, _, x2, _ = fixture.widen_gap((150, 40, 200, 180), left=80, right=300)
+    assert 80 <= x1 <= 92 and 288 <= x2 <= 300
+    x1, _, x2, _ = fixture.widen_gap((380, 40, 420, 180), left=360, right=600)
+    assert 360 <= x1 <= 372 and 424 <= x2 <= 440  # short of the missed product
+
+
+def test_a_gap_is_cut_to_its_shelf_level() -> None:
+    """A void box reaching over the shelf above and below is cut to its level: from the
+    edge of the shelf above down to its own shelf's edge."""
+    from shelfwatch.vision.opencv_backend import Zone, _within_level
+    from shelfwatch.vision.shelves import ShelfEdge
+
+    zones = [
+        Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
+        Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
+    ]
+    assert _within_level((300, 100, 400, 500), 2, zones) == (300, 215, 400, 435)
+    assert _within_level((300, 250, 400, 430), 2, zones) == (300, 250, 400, 430)  # inside
+    assert _within_level((900, 100, 950, 500), 2, zones) == (900, 100, 950, 500)  # off the bay

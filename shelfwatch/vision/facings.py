@@ -82,6 +82,10 @@ def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> n
     return fg.astype(bool)
 
 
+GAP_COLOUR = 12.0  # Lab distance of a column from the gap's inside
+GAP_TEXTURE = 20.0  # column texture (gradient) that still reads as empty shelf
+
+
 @dataclass
 class Fixture:
     """A photo's colour and texture, computed once at half resolution for the fixture back
@@ -105,6 +109,40 @@ class Fixture:
         """The fixture back's colour, as ``fixture_back_lab`` finds it."""
         crops = ((self._crop(self.lab, z), self._crop(self.texture, z)) for z in zones)
         return back_colour((lab, t) for lab, t in crops if min(lab.shape[:2]) >= 6)
+
+    def widen_gap(
+        self, box: tuple[int, int, int, int], left: int, right: int
+    ) -> tuple[int, int, int, int]:
+        """``box`` (a gap) carried sideways, no further than ``left``..``right``, over the
+        columns that look like its inside: the detector's void boxes are about one facing
+        wide, while an empty stretch runs on to the next product."""
+        x1, y1, x2, y2 = (int(round(v * self.scale)) for v in box)
+        h, w = self.texture.shape
+        # The lower middle of the gap's height, where products stand (short ones too); not
+        # its top (price cards, the shelf above) nor its bottom (the shelf edge).
+        top, bottom = y1 + (y2 - y1) * 2 // 5, y2 - (y2 - y1) // 10
+        lo, hi = max(0, int(left * self.scale)), min(w, int(np.ceil(right * self.scale)))
+        x1, x2 = max(x1, lo), min(x2, hi)
+        if bottom - top < 3 or x2 - x1 < 2:
+            return box
+        lab = self.lab[max(0, top) : min(h, bottom), lo:hi].astype(np.float32).mean(axis=0)
+        tex = self.texture[max(0, top) : min(h, bottom), lo:hi].mean(axis=0)
+        inside = slice(x1 - lo, x2 - lo)
+        ref, ref_tex = np.median(lab[inside], axis=0), float(np.median(tex[inside]))
+        like = (np.linalg.norm(lab - ref, axis=1) < GAP_COLOUR) & (
+            tex < max(GAP_TEXTURE, 1.5 * ref_tex)
+        )
+        a, b = x1 - lo, x2 - lo
+        while a > 0 and like[a - 1]:
+            a -= 1
+        while b < len(like) and like[b]:
+            b += 1
+        return (
+            min(box[0], int((a + lo) / self.scale)),
+            box[1],
+            max(box[2], int((b + lo) / self.scale)),
+            box[3],
+        )
 
     def product_masks(
         self,

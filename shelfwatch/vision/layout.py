@@ -39,3 +39,17 @@ def gaps_between(products: Products, shelves: list[Shelf], min_ratio: float = 0.
             if b - a >= min_ratio * width:
                 gaps.append(Gap(s.index, (int(x1 + a), int(s.y1), int(x1 + b), int(bottom))))
     return gaps
+
+
+def join_gaps(gaps: list[Gap]) -> list[Gap]:
+    """Gaps that overlap on one shelf are one gap (their joint box), in shelf order, left to
+    right: one empty stretch seen in pieces is reported once."""
+    joined: list[Gap] = []
+    for g in sorted(gaps, key=lambda g: (g.shelf, g.bbox[0])):
+        last = joined[-1] if joined else None
+        if last is not None and last.shelf == g.shelf and g.bbox[0] < last.bbox[2]:
+            a, b = last.bbox, g.bbox
+            joined[-1] = Gap(g.shelf, (a[0], min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])))
+        else:
+            joined.append(g)
+    return joined

@@ -16,6 +16,7 @@ import numpy as np
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.evaluation import interval_iou
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
+from shelfwatch.vision.layout import join_gaps
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.shelves import (
     ShelfEdge,
@@ -196,7 +197,10 @@ def _segment_upright(
     products = _products(found.boxes, found.scores, _shelf_of(found.boxes, zones))
     with clock.stage("gaps"):
         if found.voids is not None:
-            gaps = _void_gaps(found.voids, _shelf_of(found.voids, zones), products)
+            gaps = _void_gaps(
+                found.voids, found.void_scores, _shelf_of(found.voids, zones), products
+            )
+            gaps = _fit_gaps(gaps, products, zones, fixture)
         else:  # weights without a void head: empty columns no detected product covers
             classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
             gaps = _uncovered(classical[1], found.boxes)
@@ -394,23 +398,94 @@ def _uncovered(gaps: list[Gap], boxes: np.ndarray) -> list[Gap]:
     return [g for g in gaps if _covered(g.bbox, boxes) < 0.3]
 
 
-def _void_gaps(voids: np.ndarray, shelf: np.ndarray, products: Products) -> list[Gap]:
+def _void_gaps(
+    voids: np.ndarray, scores: np.ndarray, shelf: np.ndarray, products: Products
+) -> list[Gap]:
     """Gaps where the detector saw empty shelf space, on the shelf that holds each; voids
     that overlap on one shelf are one gap (a void of several missing facings draws
-    several centres; voids apart stay apart); a gap that detected products fill for the most
-    part is dropped."""
-    merged: list[list[float]] = []
+    several centres; voids apart stay apart). Like edges in Canny's detector, a gap needs one
+    sure void (``GAP_THRESHOLD``) or weak ones that add up (``GAP_TOGETHER``): a wide empty
+    stretch draws several weak centres rather than one strong one. A gap with a sure void
+    is the box of its sure voids (weak ones beside it only link them: their boxes stray over
+    short products). A gap that detected products fill for the most part is dropped."""
+    from shelfwatch.vision.detector.infer import GAP_THRESHOLD, GAP_TOGETHER
+
+    groups: list[tuple[int, list[int]]] = []  # (shelf, its voids), left to right
+    reach = -np.inf
     for i in np.lexsort((voids[:, 0], shelf)) if len(voids) else []:
-        if shelf[i] <= 0:
+        if shelf[i] <= 0 or _above(tuple(voids[i]), products):
             continue
-        x1, y1, x2, y2 = (float(v) for v in voids[i])
-        last = merged[-1] if merged else None
-        if last is not None and last[0] == shelf[i] and x1 <= last[3]:
-            last[1:] = [min(last[1], x1), min(last[2], y1), max(last[3], x2), max(last[4], y2)]
+        if groups and groups[-1][0] == shelf[i] and voids[i, 0] <= reach:
+            groups[-1][1].append(int(i))
+            reach = max(reach, voids[i, 2])
         else:
-            merged.append([int(shelf[i]), x1, y1, x2, y2])
-    gaps = [Gap(int(s), tuple(int(round(v)) for v in box)) for s, *box in merged]  # type: ignore[arg-type]
-    return [g for g in gaps if _covered(g.bbox, products.xyxy) < 0.5]
+            groups.append((int(shelf[i]), [int(i)]))
+            reach = voids[i, 2]
+    gaps = []
+    for number, members in groups:
+        sure = [i for i in members if scores[i] >= GAP_THRESHOLD]
+        if not sure and scores[members].sum() < GAP_TOGETHER:
+            continue
+        box = voids[sure or members]
+        x1, y1 = box[:, :2].min(axis=0)
+        x2, y2 = box[:, 2:].max(axis=0)
+        gap = Gap(number, (int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2))))
+        if _covered(gap.bbox, products.xyxy) < 0.5:
+            gaps.append(gap)
+    return gaps
+
+
+def _above(void: tuple[float, float, float, float], products: Products) -> bool:
+    """Whether ``void`` is the space above short products rather than an empty facing:
+    products stand in most of its bottom quarter. Such a void neither is a gap nor joins
+    one (it would stretch the gap over the products)."""
+    x1, y1, x2, y2 = void
+    return _covered((x1, y2 - (y2 - y1) / 4, x2, y2), products.xyxy) >= 0.5
+
+
+def _within_level(
+    box: tuple[int, int, int, int], shelf: int, zones: list[Zone]
+) -> tuple[int, int, int, int]:
+    """``box`` cut to its shelf level: from the edge of the shelf above down to its own
+    shelf's edge (a void box may reach over both)."""
+    x1, y1, x2, y2 = box
+    cx = (x1 + x2) / 2
+    own = [z for z in zones if z.shelf == shelf and z.edge.x1 <= cx <= z.edge.x2]
+    if not own:
+        return box
+    floor = own[0].edge.y_bottom
+    above = [
+        z.edge.y_bottom
+        for z in zones
+        if z.edge.x1 <= cx <= z.edge.x2 and z.edge.y_bottom < own[0].edge.y_top
+    ]
+    top = max(y1, max(above, default=y1))
+    bottom = min(y2, floor)
+    return (x1, top, x2, bottom) if bottom - top >= (y2 - y1) / 4 else box
+
+
+def _fit_gaps(
+    gaps: list[Gap], products: Products, zones: list[Zone], fixture: Fixture
+) -> list[Gap]:
+    """Each gap cut to its shelf level, then carried along its shelf over what looks like
+    its inside, up to the nearest detected products either side (or the shelf's end)."""
+    out = []
+    for g in gaps:
+        x1, y1, x2, y2 = _within_level(g.bbox, g.shelf, zones)
+        ends = [(z.edge.x1, z.edge.x2) for z in zones if z.shelf == g.shelf]
+        left = min((a for a, _ in ends), default=0)
+        right = max((b for _, b in ends), default=int(fixture.lab.shape[1] / fixture.scale))
+        boxes = products.xyxy[products.shelf == g.shelf]
+        # Products beside the gap (standing in its lower half), not above or below it.
+        low = y2 - (y2 - y1) // 2
+        beside = (np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], low)) > 0.3 * (y2 - low)
+        for bx1, _, bx2, _ in boxes[beside]:
+            if bx1 + bx2 < x1 + x2:
+                left = max(left, int(bx2))
+            else:
+                right = min(right, int(bx1))
+        out.append(Gap(g.shelf, fixture.widen_gap((x1, y1, x2, y2), left, right)))
+    return join_gaps(out)  # two voids of one stretch may now reach each other
 
 
 def _project(m: np.ndarray, points: np.ndarray) -> np.ndarray:
