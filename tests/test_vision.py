@@ -180,14 +180,14 @@ def test_weak_voids_that_agree_are_a_gap_and_a_lone_weak_one_is_not() -> None:
     scores = np.array([0.15, 0.16, 0.15, 0.16])
     shelf = np.array([1, 1, 1, 2])
     none = Products(xyxy=np.zeros((0, 4)), scores=np.zeros(0), shelf=np.zeros(0, int))
-    gaps = _void_gaps(voids, scores, shelf, none)
+    gaps = _void_gaps(voids, scores, shelf, none, [])
     assert [(g.shelf, g.bbox) for g in gaps] == [(1, (100, 50, 300, 150))]
     # One sure void is enough.
-    gaps = _void_gaps(voids[3:], np.array([0.3]), shelf[3:], none)
+    gaps = _void_gaps(voids[3:], np.array([0.3]), shelf[3:], none, [])
     assert [g.shelf for g in gaps] == [2]
     # Unless it is the space above a short product standing in its bottom quarter.
     short = Products(xyxy=np.array([[95, 300, 185, 350]]), scores=np.ones(1), shelf=np.array([2]))
-    assert _void_gaps(voids[3:], np.array([0.3]), shelf[3:], short) == []
+    assert _void_gaps(voids[3:], np.array([0.3]), shelf[3:], short, []) == []
 
 
 def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> None:
@@ -207,6 +207,23 @@ def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> Non
     assert 80 <= x1 <= 92 and 288 <= x2 <= 300
     x1, _, x2, _ = fixture.widen_gap((380, 40, 420, 180), left=360, right=600)
     assert 360 <= x1 <= 372 and 424 <= x2 <= 440  # short of the missed product
+
+
+def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:
+    """An empty facing reaches down to the shelf; a void in the upper half of its level
+    (between bottle necks, over short packs) does not."""
+    from shelfwatch.core.scene import Products
+    from shelfwatch.vision.opencv_backend import Zone, _void_gaps
+    from shelfwatch.vision.shelves import ShelfEdge
+
+    zones = [
+        Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
+        Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
+    ]
+    none = Products(xyxy=np.zeros((0, 4)), scores=np.zeros(0), shelf=np.zeros(0, int))
+    voids = np.array([[100, 230, 160, 300], [300, 260, 360, 415]], float)
+    gaps = _void_gaps(voids, np.array([0.4, 0.4]), np.array([2, 2]), none, zones)
+    assert [g.bbox for g in gaps] == [(300, 260, 360, 415)]
 
 
 def test_a_gap_is_cut_to_its_shelf_level() -> None:

@@ -198,7 +198,7 @@ def _segment_upright(
     with clock.stage("gaps"):
         if found.voids is not None:
             gaps = _void_gaps(
-                found.voids, found.void_scores, _shelf_of(found.voids, zones), products
+                found.voids, found.void_scores, _shelf_of(found.voids, zones), products, zones
             )
             gaps = _fit_gaps(gaps, products, zones, fixture)
         else:  # weights without a void head: empty columns no detected product covers
@@ -399,7 +399,11 @@ def _uncovered(gaps: list[Gap], boxes: np.ndarray) -> list[Gap]:
 
 
 def _void_gaps(
-    voids: np.ndarray, scores: np.ndarray, shelf: np.ndarray, products: Products
+    voids: np.ndarray,
+    scores: np.ndarray,
+    shelf: np.ndarray,
+    products: Products,
+    zones: list[Zone],
 ) -> list[Gap]:
     """Gaps where the detector saw empty shelf space, on the shelf that holds each; voids
     that overlap on one shelf are one gap (a void of several missing facings draws
@@ -413,7 +417,8 @@ def _void_gaps(
     groups: list[tuple[int, list[int]]] = []  # (shelf, its voids), left to right
     reach = -np.inf
     for i in np.lexsort((voids[:, 0], shelf)) if len(voids) else []:
-        if shelf[i] <= 0 or _above(tuple(voids[i]), products):
+        void = tuple(voids[i])
+        if shelf[i] <= 0 or _above(void, products) or _floating(void, int(shelf[i]), zones):
             continue
         if groups and groups[-1][0] == shelf[i] and voids[i, 0] <= reach:
             groups[-1][1].append(int(i))
@@ -443,24 +448,43 @@ def _above(void: tuple[float, float, float, float], products: Products) -> bool:
     return _covered((x1, y2 - (y2 - y1) / 4, x2, y2), products.xyxy) >= 0.5
 
 
+def _shelf_above(shelf: int, x: float, zones: list[Zone]) -> tuple[Zone, int | None] | None:
+    """At column ``x``: the zone of shelf ``shelf`` and the bottom row of the shelf edge
+    above it (``None`` for the top shelf); ``None`` off the shelf's zones."""
+    own = [z for z in zones if z.shelf == shelf and z.edge.x1 <= x <= z.edge.x2]
+    if not own:
+        return None
+    above = [
+        z.edge.y_bottom
+        for z in zones
+        if z.edge.x1 <= x <= z.edge.x2 and z.edge.y_bottom < own[0].edge.y_top
+    ]
+    return own[0], max(above, default=None)
+
+
+def _floating(void: tuple[float, float, float, float], shelf: int, zones: list[Zone]) -> bool:
+    """Whether ``void`` ends in the upper half of its shelf level: an empty facing reaches
+    down to the shelf, while the space between bottle necks or over short packs does not."""
+    found = _shelf_above(shelf, (void[0] + void[2]) / 2, zones)
+    if found is None:
+        return False
+    zone, above = found
+    top = zone.top if above is None else above
+    return void[3] < (top + zone.edge.y_top) / 2
+
+
 def _within_level(
     box: tuple[int, int, int, int], shelf: int, zones: list[Zone]
 ) -> tuple[int, int, int, int]:
     """``box`` cut to its shelf level: from the edge of the shelf above down to its own
     shelf's edge (a void box may reach over both)."""
     x1, y1, x2, y2 = box
-    cx = (x1 + x2) / 2
-    own = [z for z in zones if z.shelf == shelf and z.edge.x1 <= cx <= z.edge.x2]
-    if not own:
+    found = _shelf_above(shelf, (x1 + x2) / 2, zones)
+    if found is None:
         return box
-    floor = own[0].edge.y_bottom
-    above = [
-        z.edge.y_bottom
-        for z in zones
-        if z.edge.x1 <= cx <= z.edge.x2 and z.edge.y_bottom < own[0].edge.y_top
-    ]
-    top = max(y1, max(above, default=y1))
-    bottom = min(y2, floor)
+    zone, above = found
+    top = y1 if above is None else max(y1, above)
+    bottom = min(y2, zone.edge.y_bottom)
     return (x1, top, x2, bottom) if bottom - top >= (y2 - y1) / 4 else box
 
 
