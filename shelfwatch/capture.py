@@ -24,7 +24,7 @@ from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.pipeline import FixtureContext, finish
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.evaluation import iou_matrix
-from shelfwatch.vision.fuse import Seen, confirmed, track, whole_views
+from shelfwatch.vision.fuse import Seen, confirmed, distinct, track, whole_views
 from shelfwatch.vision.layout import assign_shelves, join_gaps
 from shelfwatch.vision.models.heatmaps import instances_at
 from shelfwatch.vision.opencv_backend import detect_shelves
@@ -102,9 +102,10 @@ def analyze_capture(
         chosen = [frames[i] for i in fixture.frames]
         prior = None
         if count_once and results and fixture.link is not None:
-            # The previous parts' products in this part's first frame: that plane -> its last
-            # frame -> (the link, backwards) this part's first frame.
-            back = np.linalg.inv(fixture.link) @ np.linalg.inv(results[-1].transforms[-1])
+            # The previous parts' products in this part's first frame: that plane -> the
+            # linked frame -> (the link, backwards) this part's first frame.
+            linked = results[-1].transforms[fixture.linked_to]
+            back = np.linalg.inv(fixture.link) @ np.linalg.inv(linked)
             prior = to_fixture(counted, back)
         result = _fuse(
             fixture, chosen, [scenes[i] for i in fixture.frames], segmenter, context, prior
@@ -196,6 +197,8 @@ def _fuse(
     height, width = stitched.shape[:2]
     views = _views(fixture, frames, [s.products for s in scenes])
     tracks = confirmed(track(views), views)
+    if len(views) > 1:  # one frame's boxes are already one per product (the detector's NMS)
+        tracks = distinct(tracks, views)
     if prior is not None and len(prior) and tracks:
         here = to_fixture(prior, fixture.transforms[0])
         boxes_now = np.array([t.box for t in tracks]).reshape(-1, 4)

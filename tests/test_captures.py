@@ -14,6 +14,7 @@ from shelfwatch.capture import analyze_capture, load_frames
 from shelfwatch.cli import app
 from shelfwatch.core.errors import BadInputError
 from shelfwatch.synth.capture import _VideoWriter, load_truth, render_capture
+from shelfwatch.vision.fuse import Seen, confirmed, distinct, track
 from shelfwatch.vision.registry import get_segmenter
 from shelfwatch.vision.video import read_video
 
@@ -52,6 +53,9 @@ def test_rendered_video_counted_once_through_the_cli(cli, pan: Path, tmp_path: P
     assert all(
         p["frames"] and set(p["frames"]) <= set(record["frames_used"]) for p in record["products"]
     )
+    # Stable ids: a product keeps one track through the frames that saw it (most products
+    # are in several chosen frames of a pan, each with a single id).
+    assert np.median([len(p["frames"]) for p in record["products"]]) >= 2
     assert len(record["shelves"]) == truth.shelves
     assert (tmp_path / "capture.png").is_file()  # the stitched fixture with its overlay
 
@@ -244,3 +248,91 @@ def test_registration_parts_do_not_depend_on_walk_direction(
         len(w.scene.products) > len(p.scene.products)
         for w, p in zip(whole[1:], parts[1:], strict=True)
     )
+
+
+def _seen(frame: int, boxes: list[list[float]]) -> Seen:
+    b = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+    outline = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=np.float64)
+    return Seen(frame, b, np.zeros(len(b)), np.ones(len(b)), None, outline, b.copy())
+
+
+def test_tracks_join_part_views_and_take_the_median_box() -> None:
+    """A frame that boxed only the lower part of a tall product (IoU 0.35 with the other
+    frames' boxes, wholly inside them) joins that product's track; a neighbour that touches
+    it does not; the track's box is the median view, not one frame's outlier."""
+    views = [
+        _seen(0, [[0, 0, 10, 20], [11, 0, 21, 20]]),
+        _seen(1, [[0, 13, 10, 20], [11, 0, 21, 20]]),
+        _seen(2, [[0, 0, 10, 26], [10, 0, 20, 20]]),
+    ]
+    tracks = track(views)
+    assert len(tracks) == 2
+    tall = next(t for t in tracks if t.box[0] < 5)
+    assert sorted(v for v, _ in tall.members) == [0, 1, 2]
+    assert tall.box.tolist() == [0, 0, 10, 20]
+
+
+def test_one_product_boxed_twice_is_one_track() -> None:
+    """Two tracks over one product (two frames boxed it whole and, again, its lower half)
+    are one: the track all frames saw stays; the product beside it stays too."""
+    whole, lower, beside = [0, 0, 10, 20], [0, 10, 10, 20], [11, 0, 21, 20]
+    views = [
+        _seen(0, [whole, lower, beside]),
+        _seen(1, [whole, beside]),
+        _seen(2, [whole, lower, beside]),
+    ]
+    tracks = confirmed(track(views), views)
+    assert len(tracks) == 3  # the lower half: its own track, seen by two frames of three
+    kept = distinct(tracks, views)
+    assert sorted(t.box.tolist() for t in kept) == [whole, beside]
+
+
+def test_a_strong_zoom_toward_the_shelf_links(pan: Path) -> None:
+    """A step toward the shelf (the next frame 2.2x closer) links when many matches agree;
+    the zoom limit still refuses what a few matches would claim."""
+    import cv2
+
+    from shelfwatch.vision import stitch
+
+    image = load_frames([pan / "capture.mp4"])[0].image  # the sharpest: the walk starts still
+    h, w = image.shape[:2]
+    x0, y0 = int(w * 0.3), int(h * 0.3)
+    closer = cv2.resize(image[y0 : y0 + int(h / 2.2), x0 : x0 + int(w / 2.2)], (w, h))
+    orb, matcher = cv2.ORB_create(nfeatures=3000), cv2.BFMatcher(cv2.NORM_HAMMING)
+    link, inliers = stitch._link(
+        stitch._features(image, orb), stitch._features(closer, orb), matcher
+    )
+    assert link is not None and inliers >= stitch.SURE_INLIERS
+    zoom = float(np.sqrt(abs(np.linalg.det(link[:2, :2]))))
+    assert zoom == pytest.approx(1 / 2.2, rel=0.05)
+    assert zoom < 1 / stitch.MAX_ZOOM_STEP  # refused before unless matches are many
+
+
+def test_a_part_that_matched_too_little_is_bridged_and_counted_once(
+    pan: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a frame matches too little of the one before (here refused on purpose), the new
+    part is linked to an earlier frame of the previous part, and what both parts saw is
+    counted once."""
+    from shelfwatch.vision import stitch
+
+    truth = load_truth(pan)
+    frames = load_frames([pan / "capture.mp4"])
+    real_link, calls = stitch._link, []
+
+    def refuse_third(a: tuple, b: tuple, matcher: object) -> tuple:
+        calls.append(1)  # consecutive links come first, in walk order
+        return (None, 0) if len(calls) == 3 else real_link(a, b, matcher)
+
+    monkeypatch.setattr(stitch, "_link", refuse_third)
+    fixtures = stitch.register([f.image for f in frames])
+    assert [f.frames for f in fixtures] == [[0, 1, 2], list(range(3, len(frames)))]
+    assert fixtures[1].link is not None and fixtures[1].linked_to < 2  # an earlier frame
+    calls.clear()
+    segmenter = get_segmenter("opencv")
+    parts = analyze_capture(frames, segmenter)
+    counted = sum(len(r.scene.products) for r in parts)
+    assert abs(counted - len(truth.products)) <= 0.05 * len(truth.products), counted
+    calls.clear()
+    twice = sum(len(r.scene.products) for r in analyze_capture(frames, segmenter, count_once=False))
+    assert twice > counted + 10  # what both parts saw

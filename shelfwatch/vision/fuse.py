@@ -2,10 +2,12 @@
 
 After registration the fixture is static in one plane, so following a product from frame
 to frame is an assignment problem in that plane, not a motion-prediction one: each frame's
-boxes are matched one-to-one (Hungarian, scipy) to the tracks seen so far by IoU; unmatched
-boxes start tracks. A track is kept when the frames that saw it are at least half of the
-frames whose view held it whole (a one-frame false detection in an area three frames saw
-is dropped; a product at the walk's end seen by its one frame is kept).
+boxes are matched one-to-one (Hungarian, scipy) to the tracks seen so far by IoU, or by a
+box lying mostly inside the other (the detector boxed only part of a tall product in one
+frame); unmatched boxes start tracks. A track is kept when the frames that saw it are at
+least half of the frames whose view held it whole (a one-frame false detection in an area
+three frames saw is dropped; a product at the walk's end seen by its one frame is kept),
+and of two kept tracks over one product the one more frames saw.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from scipy.optimize import linear_sum_assignment
 from shelfwatch.vision.evaluation import iou_matrix as iou
 
 MATCH_IOU = 0.4  # same product in two registered frames (boxes shift by parallax)
+# Front faces do not overlap in the fixture plane: a box mostly inside another frame's box is
+# the same product seen in part, not a second one.
+MATCH_INSIDE = 0.6
 
 
 @dataclass
@@ -42,25 +47,49 @@ class Track:
 
 
 def track(views: list[Seen], min_iou: float = MATCH_IOU) -> list[Track]:
-    """Tracks over the views in walk order; each track's box is its most central view's."""
+    """Tracks over the views in walk order; each track's box is the median of its views'
+    boxes (one frame's box that is a little too tall or short does not decide it)."""
     tracks: list[Track] = []
     for v, view in enumerate(views):
         current = np.array([t.box for t in tracks]).reshape(-1, 4)
         overlap = iou(view.boxes, current)
+        inside = iou(view.boxes, current, over="smaller")
+        same = (overlap >= min_iou) | (inside >= MATCH_INSIDE)
         matched: set[int] = set()
         if overlap.size:
-            rows, cols = linear_sum_assignment(-overlap)
+            rows, cols = linear_sum_assignment(-(overlap + inside))
             for r, c in zip(rows, cols, strict=True):
-                if overlap[r, c] >= min_iou:
+                if same[r, c]:
                     tracks[c].members.append((v, int(r)))
                     matched.add(int(r))
         for r in range(len(view.boxes)):
             if r not in matched:
                 tracks.append(Track(members=[(v, r)]))
-        for t in tracks:  # the best view so far decides where the track is
-            vi, bi = min(t.members, key=lambda m: views[m[0]].centrality[m[1]])
-            t.box = views[vi].boxes[bi]
+        for t in tracks:
+            t.box = np.median([views[vi].boxes[bi] for vi, bi in t.members], axis=0)
     return tracks
+
+
+def distinct(tracks: list[Track], views: list[Seen]) -> list[Track]:
+    """One track per product: of two tracks that overlap like one product's views (the
+    detector boxed a tall product's upper and lower part in different frames, or twice in
+    one), the one more frames saw (then the surer one)."""
+
+    def weight(t: Track) -> tuple[int, float]:
+        return len({v for v, _ in t.members}), float(
+            np.mean([views[v].scores[b] for v, b in t.members])
+        )
+
+    kept: list[Track] = []
+    for t in sorted(tracks, key=weight, reverse=True):
+        if kept:
+            boxes = np.array([k.box for k in kept])
+            if (iou(t.box[None], boxes) >= MATCH_IOU).any() or (
+                iou(t.box[None], boxes, over="smaller") >= MATCH_INSIDE
+            ).any():
+                continue
+        kept.append(t)
+    return kept
 
 
 def whole_views(views: list[Seen], frame_sizes: list[tuple[int, int]]) -> list[Seen]:

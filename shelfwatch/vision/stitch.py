@@ -11,6 +11,7 @@ cannot bend the rest; frames that match nothing start a new fixture.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -18,9 +19,12 @@ import numpy as np
 MATCH_SIDE = 800  # features are found on frames scaled to this longer side
 MIN_INLIERS = 25  # fewer RANSAC inliers: the two frames do not overlap
 RATIO_TEST = 0.8  # Lowe's ratio test at his paper's value (0.75 left blurred walks unlinked)
-MAX_ZOOM_STEP = 2.0  # a link that zooms more than this between chosen frames is wrong
+MAX_ZOOM_STEP = 2.0  # a link that zooms more than this between chosen frames is wrong ...
+SURE_INLIERS = 4 * MIN_INLIERS  # ... unless this many matches agree (a step toward the shelf)
+MAX_ZOOM = 3.0  # never more
 LEVEL_DEG = 0.3  # shelf edges sloping less than this are level enough
 MAX_AREA_RATIO = 3.0  # a frame mapped into the fixture plane keeps about its own size
+BRIDGE_FRAMES = 6  # a part that matched nothing next to it tries this many earlier frames
 
 
 @dataclass
@@ -32,9 +36,11 @@ class Fixture:
     transforms: list[np.ndarray] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)
     # Where the walk was cut although the views overlap (the chain would no longer look
-    # like a flat front): the homography from this fixture's first frame to the previous
-    # fixture's last frame, so what both parts saw is counted once.
+    # like a flat front, or the next frame matched too little but an earlier one matches):
+    # the homography from this fixture's first frame to the previous fixture's frame
+    # ``linked_to`` (its position there), so what both parts saw is counted once.
     link: np.ndarray | None = None
+    linked_to: int = -1
 
 
 def _features(image: np.ndarray, orb: cv2.ORB) -> tuple[list, np.ndarray | None, float]:
@@ -61,7 +67,8 @@ def _link(a: tuple, b: tuple, matcher: cv2.BFMatcher) -> tuple[np.ndarray | None
     if matrix is None or count < MIN_INLIERS:
         return None, count
     zoom = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
-    if not 1 / MAX_ZOOM_STEP < zoom < MAX_ZOOM_STEP:
+    limit = MAX_ZOOM if count >= SURE_INLIERS else MAX_ZOOM_STEP
+    if not 1 / limit < zoom < limit:
         return None, count
     return matrix, count
 
@@ -85,9 +92,31 @@ def register(images: list[np.ndarray]) -> list[Fixture]:
         else:
             runs[-1].append(i + 1)
     fixtures = [f for run in runs for f in _anchor(run, links, images)]
+    for before, fixture in zip(fixtures, fixtures[1:], strict=False):
+        if fixture.link is None:
+            _bridge(before, fixture, features, matcher, images)
     for fixture in fixtures:
         _place(fixture, [images[i] for i in fixture.frames])
     return fixtures
+
+
+def _bridge(
+    before: Fixture,
+    fixture: Fixture,
+    features: list[tuple],
+    matcher: cv2.BFMatcher,
+    images: list[np.ndarray],
+) -> None:
+    """Link a part whose first frame matched too little of the frame before it to a
+    nearby earlier frame of the previous part (a walk that bobs or zooms: the frame before
+    looked elsewhere, the one before that saw the same products), so the products both
+    parts saw are counted once. The parts stay apart: one link is no chain."""
+    first = fixture.frames[0]
+    for position in range(len(before.frames) - 2, -1, -1)[:BRIDGE_FRAMES]:
+        link, _ = _link(features[before.frames[position]], features[first], matcher)
+        if link is not None and plausible(link, images[first].shape):
+            fixture.link, fixture.linked_to = link, position
+            return
 
 
 def _anchor(
@@ -106,7 +135,7 @@ def _anchor(
         key=lambda k: (links[run[k] - 1][1], abs(2 * k - len(run))),
     )
     right = _anchor(run[cut:], links, images)
-    right[0].link = links[run[cut] - 1][0]
+    right[0].link = links[run[cut] - 1][0]  # to the left part's last frame
     return _anchor(run[:cut], links, images) + right
 
 
@@ -189,20 +218,37 @@ def to_fixture(boxes: np.ndarray, t: np.ndarray) -> np.ndarray:
 def mosaic(fixture: Fixture, images: list[np.ndarray]) -> np.ndarray:
     """The stitched fixture: each pixel from the frame whose centre it is nearest to (the
     least distorted and least blurred view); what no frame saw is the mean colour, so the
-    shelf finder sees no edge there."""
+    shelf finder sees no edge there. Each frame is warped only over its own footprint (a
+    long walk's canvas is many frames wide)."""
     w, h = fixture.size
     canvas = np.zeros((h, w, 3), np.uint8)
     best = np.full((h, w), np.inf, np.float32)
     for image, t in zip(images, fixture.transforms, strict=True):
         ih, iw = image.shape[:2]
-        yy, xx = np.mgrid[0:ih, 0:iw].astype(np.float32)
-        dist = np.hypot((xx - iw / 2) / iw, (yy - ih / 2) / ih) + 1e-3  # 0 outside: warped
-        warped = cv2.warpPerspective(image, t, (w, h), flags=cv2.INTER_LINEAR)
-        d = cv2.warpPerspective(dist, t, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-        take = (d > 0) & (d < best)
-        canvas[take] = warped[take]
-        best[take] = d[take]
+        outline = footprint(t, image.shape)
+        x0, y0 = np.clip(np.floor(outline.min(axis=0)).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(outline.max(axis=0)).astype(int) + 1, 0, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        local = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64) @ t
+        size = (int(x1 - x0), int(y1 - y0))
+        warped = cv2.warpPerspective(image, local, size, flags=cv2.INTER_LINEAR)
+        d = cv2.warpPerspective(_centre_distance(ih, iw), local, size, flags=cv2.INTER_LINEAR,
+                                borderValue=0)  # fmt: skip
+        region = best[y0:y1, x0:x1]
+        take = (d > 0) & (d < region)
+        np.copyto(canvas[y0:y1, x0:x1], warped, where=take[..., None])
+        np.copyto(region, d, where=take)
     seen = np.isfinite(best)
     if seen.any() and not seen.all():
-        canvas[~seen] = canvas[seen].mean(axis=0).astype(np.uint8)
+        mean = cv2.mean(canvas, mask=seen.astype(np.uint8))[:3]
+        np.copyto(canvas, np.array(mean, dtype=np.uint8), where=~seen[..., None])
     return canvas
+
+
+@lru_cache(maxsize=4)
+def _centre_distance(height: int, width: int) -> np.ndarray:
+    """Per pixel of a frame, its distance from the centre in frame sizes (never 0: 0 is
+    outside the frame once warped)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.hypot((xx - width / 2) / width, (yy - height / 2) / height) + 1e-3

@@ -99,7 +99,13 @@ def shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(dx), float(dy)
 
 
-def choose_frames(frames: Iterator[Frame], step: float = 0.33, side: int = 160) -> list[Frame]:
+# A fifth of a frame: any two frames but one apart still share more than half their view
+# (phase correlation reads a handheld walk's bob and parallax as less travel than the feature
+# matcher finds: a third of a frame measured left gaps no second frame bridged).
+STEP = 0.2
+
+
+def choose_frames(frames: Iterator[Frame], step: float = STEP, side: int = 160) -> list[Frame]:
     """Frames about ``step`` frame widths apart along the walk (not every frame): at each
     step the sharpest of the frames in its last quarter (motion blur varies frame to frame),
     and the first and last frame, so both ends of the fixture are seen.
