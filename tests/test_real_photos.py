@@ -72,3 +72,34 @@ def test_voids_on_the_held_out_part_of_real_gaps(shared_dir: Path) -> None:
     # Before the void head: 0.10 / 0.21.
     assert summary["void_recall"] >= 0.45, summary
     assert summary["gap_precision"] >= 0.45, summary
+
+
+def test_more_shelf_photos_scored_through_the_bench(cli, shared_dir: Path, tmp_path: Path) -> None:
+    """``bench accuracy --sets real-shelves-more``: the shelf finder on photos it was never
+    tuned on, scored one to one (here three of them, linked into a small copy of the set)."""
+    import csv
+    import json
+
+    from shelfwatch.cli import app
+
+    source = shared_dir / "real-shelves-more"
+    with (source / "shelves.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    names = sorted({r["image"] for r in rows})[:3]
+    (tmp_path / "real-shelves-more" / "images").mkdir(parents=True)
+    for name in names:
+        (tmp_path / "real-shelves-more" / "images" / name).symlink_to(source / "images" / name)
+    with (tmp_path / "real-shelves-more" / "shelves.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["image"] in names)
+    result = cli.invoke(
+        app,
+        ["bench", "accuracy", "--sets", "real-shelves-more", "--shared", str(tmp_path), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (summary,) = [line for line in lines if "part" in line]
+    assert summary["set"] == "real-shelves-more" and summary["photos"] == 3
+    assert 0 < summary["shelf_recall_1to1"] <= 1 and summary["failed_photos"] == 0
+    assert sorted(line["image"] for line in lines if "image" in line) == names

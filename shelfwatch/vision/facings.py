@@ -179,10 +179,16 @@ class Fixture:
         else:
             full = cv2.warpPerspective(fg, lift, size, flags=cv2.INTER_NEAREST)
         masks = []
+        area = cv2.integral(full)  # each box's foreground share without a pass over the box
         for n, (a, b, c, d) in enumerate(boxes):
             crop = full[max(0, b) : max(0, d), max(0, a) : max(0, c)]
-            if crop.shape != whole[n].shape or not crop.size or crop.mean() < 0.4:
-                masks.append(whole[n])  # over the photo's edge, or mostly back-coloured
+            if crop.shape != whole[n].shape or not crop.size:
+                masks.append(whole[n])  # over the photo's edge
+                continue
+            y1, y2, x1, x2 = max(0, b), max(0, d), max(0, a), max(0, c)
+            share = (area[y2, x2] - area[y1, x2] - area[y2, x1] + area[y1, x1]) / crop.size
+            if share < 0.4:
+                masks.append(whole[n])  # mostly back-coloured
             else:
                 masks.append(crop.astype(bool))
         return masks
