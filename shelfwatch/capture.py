@@ -10,7 +10,7 @@ No SQL here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from shelfwatch.pipeline import FixtureContext, finish
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.evaluation import iou_matrix
 from shelfwatch.vision.fuse import Seen, confirmed, distinct, track, whole_views
-from shelfwatch.vision.layout import assign_shelves, join_gaps
+from shelfwatch.vision.layout import assign_shelves, join_gaps, keep_shelves
 from shelfwatch.vision.models.heatmaps import instances_at
 from shelfwatch.vision.opencv_backend import detect_shelves
 from shelfwatch.vision.stitch import Fixture, footprint, level, mosaic, register, to_fixture
@@ -262,11 +262,7 @@ def _stocked(
     """Only shelves that hold a product or a gap (a fixture's top rail or a seam of the
     stitched image is a strong line with nothing on it), numbered again from 1."""
     used = {int(s) for s in products.shelf} | {g.shelf for g in gaps}
-    kept = [s for s in shelves if s.index in used]
-    new = {s.index: n for n, s in enumerate(kept, start=1)}
-    products = products.on_shelves(np.array([new.get(int(s), 0) for s in products.shelf]))
-    gaps = [replace(g, shelf=new.get(g.shelf, 0)) for g in gaps]
-    return [replace(s, index=new[s.index]) for s in kept], products, gaps
+    return keep_shelves(shelves, products, gaps, used)
 
 
 def _fused_gaps(

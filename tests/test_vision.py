@@ -239,3 +239,29 @@ def test_a_gap_is_cut_to_its_shelf_level() -> None:
     assert _within_level((300, 100, 400, 500), 2, zones) == (300, 215, 400, 435)
     assert _within_level((300, 250, 400, 430), 2, zones) == (300, 250, 400, 430)  # inside
     assert _within_level((900, 100, 950, 500), 2, zones) == (900, 100, 950, 500)  # off the bay
+
+
+def test_bands_above_and_below_the_stocked_shelves_are_no_shelves() -> None:
+    """A bay's bands above its top stocked shelf (ceiling lights, a header) and below its
+    lowest (the floor) are dropped and the rest numbered again; an empty level between
+    stocked ones is a real, empty shelf and stays; each bay is judged on its own."""
+    from shelfwatch.core.scene import Gap, Products, Shelf
+    from shelfwatch.vision.layout import keep_shelves, stocked_range
+
+    def level(index: int, bay: int, y: int) -> Shelf:
+        return Shelf(index, y, y + 90, 100 * bay, 100 * bay + 90, y + 85, None, bay)
+
+    shelves = [level(1, 1, 0), level(2, 1, 100), level(3, 1, 200), level(4, 1, 300),
+               level(5, 1, 400), level(6, 2, 0), level(7, 2, 100)]  # fmt: skip
+    products = Products(
+        xyxy=np.array([[10, 110, 30, 185], [10, 410, 30, 485], [110, 10, 130, 85]]),
+        shelf=np.array([2, 5, 6]),
+    )
+    gaps = [Gap(4, (40, 310, 60, 385))]
+    keep = stocked_range(shelves, products, gaps)
+    assert keep == {2, 3, 4, 5, 6}  # 1: above bay 1's stock; 7: below bay 2's
+    kept, products, gaps = keep_shelves(shelves, products, gaps, keep)
+    assert [(s.index, s.y1, s.bay) for s in kept] == [
+        (1, 100, 1), (2, 200, 1), (3, 300, 1), (4, 400, 1), (5, 0, 2)
+    ]  # fmt: skip
+    assert products.shelf.tolist() == [1, 4, 5] and gaps[0].shelf == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf
@@ -53,3 +55,29 @@ def join_gaps(gaps: list[Gap]) -> list[Gap]:
         else:
             joined.append(g)
     return joined
+
+
+def keep_shelves(
+    shelves: list[Shelf], products: Products, gaps: list[Gap], keep: set[int]
+) -> tuple[list[Shelf], Products, list[Gap]]:
+    """Only the shelves numbered in ``keep``, numbered again from 1 in their order; products
+    and gaps follow their shelf (0 where it was dropped)."""
+    kept = [s for s in shelves if s.index in keep]
+    new = {s.index: n for n, s in enumerate(kept, start=1)}
+    products = products.on_shelves(np.array([new.get(int(s), 0) for s in products.shelf]))
+    gaps = [replace(g, shelf=new.get(g.shelf, 0)) for g in gaps]
+    return [replace(s, index=new[s.index]) for s in kept], products, gaps
+
+
+def stocked_range(shelves: list[Shelf], products: Products, gaps: list[Gap]) -> set[int]:
+    """Per bay, its shelves from the highest one holding a product or a gap down to the
+    lowest one: bands above and below (a ceiling's lights, a header sign, the floor) hold
+    nothing, an empty level between stocked ones is a real, empty shelf."""
+    used = {int(s) for s in products.shelf} | {g.shelf for g in gaps}
+    keep: set[int] = set()
+    for bay in {s.bay for s in shelves}:
+        levels = sorted((s for s in shelves if s.bay == bay), key=lambda s: s.y2)
+        stocked = [k for k, s in enumerate(levels) if s.index in used]
+        if stocked:
+            keep |= {s.index for s in levels[stocked[0] : stocked[-1] + 1]}
+    return keep

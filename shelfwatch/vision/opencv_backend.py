@@ -16,7 +16,7 @@ import numpy as np
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.evaluation import interval_iou
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
-from shelfwatch.vision.layout import join_gaps
+from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked_range
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.shelves import (
     ShelfEdge,
@@ -205,6 +205,12 @@ def _segment_upright(
             classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
             gaps = _uncovered(classical[1], found.boxes)
     shelves = [_to_product_tops(s, products) for s in shelves]
+    # Bands above a bay's top stocked shelf or below its lowest hold nothing: not shelves
+    # (one-to-one shelf precision 0.628 -> 0.643 on real-shelves, recall unchanged).
+    # (Nothing found on any shelf: the shelves stay, the photo is judged on them.)
+    keep = stocked_range(shelves, products, gaps)
+    if keep:
+        shelves, products, gaps = keep_shelves(shelves, products, gaps, keep)
     scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
     return scene, (fixture, back)
 
