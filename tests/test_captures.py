@@ -336,3 +336,43 @@ def test_a_part_that_matched_too_little_is_bridged_and_counted_once(
     calls.clear()
     twice = sum(len(r.scene.products) for r in analyze_capture(frames, segmenter, count_once=False))
     assert twice > counted + 10  # what both parts saw
+
+
+def test_bad_videos_leave_nothing_in_the_database(
+    cli, home: Path, pan: Path, tmp_path: Path
+) -> None:
+    """A video that does not decode is refused at ingest with a one-line error: no capture
+    row, nothing in the photo store; a walk filmed past the shelves (nothing like a shelf
+    in it) is analysed and flagged, not a crash."""
+    from sqlalchemy import func, select
+
+    from shelfwatch.db.engine import session_factory
+    from shelfwatch.db.models import Photo
+    from shelfwatch.settings import get_settings
+
+    assert cli.invoke(app, ["stores", "add", "S1"]).exit_code == 0
+    assert cli.invoke(app, ["fixtures", "add", "S1", "BAY"]).exit_code == 0
+    bad = {"empty.mp4": b"", "noise.mp4": np.random.default_rng(1).bytes(40_000)}
+    bad["header-only.mp4"] = (pan / "capture.mp4").read_bytes()[:2000]
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+        r = cli.invoke(app, ["ingest", str(tmp_path / name), "--store", "S1", "--fixture", "BAY"])
+        assert r.exit_code != 0 and "Traceback" not in r.output, (name, r.output)
+        assert str(tmp_path / name) in r.output, (name, r.output)
+    factory = session_factory(get_settings().resolved_database_url)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Photo)) == 0
+    store = get_settings().photo_store()
+    assert not [p for p in Path(store.root).rglob("*") if p.is_file()]
+    walls = _VideoWriter(tmp_path / "wall.mp4")
+    rng = np.random.default_rng(2)
+    for k in range(40):  # a plain wall drifting past, a little noise
+        frame = np.full((800, 960, 3), 170, np.uint8)
+        frame[:, : 20 + 5 * k] = 120
+        walls.add(np.clip(frame + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8))
+    walls.close()
+    r = cli.invoke(app, ["analyze", str(tmp_path / "wall.mp4"), "--json"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    records = _records(r.stdout)
+    assert records and all(rec["counts"]["products"] == 0 for rec in records), r.output
+    assert any(rec["quality"].get("low_confidence") for rec in records), records[0]["quality"]
