@@ -151,6 +151,32 @@ def test_bays_with_shelves_at_their_own_heights() -> None:
     assert single.edges == find_shelf_edges(level)
 
 
+def test_bays_at_equal_heights_are_divided_at_their_uprights() -> None:
+    """Three bays whose shelves sit at the same heights, dark uprights between them: three
+    bays (each after the first starts at an upright), their own edges, and shelves reported
+    per bay; price tags breaking single rails at scattered columns divide nothing."""
+    from shelfwatch.vision.opencv_backend import detect_shelves
+    from shelfwatch.vision.shelves import find_bays
+
+    rails = [150, 350, 550, 750]
+    three = np.full((900, 1200), 60, np.uint8)
+    for x1, x2 in ((0, 390), (410, 790), (810, 1200)):
+        _bay(three, x1, x2, rails)
+    bays = find_bays(three)
+    assert [b.after_upright for b in bays] == [False, True, True]
+    assert [b.x1 for b in bays[1:]] == pytest.approx([400, 800], abs=15)
+    for bay in bays:
+        assert [e.y_top for e in bay.edges] == pytest.approx(rails, abs=4)
+    shelves = detect_shelves(cv2.cvtColor(three, cv2.COLOR_GRAY2BGR))
+    assert sorted({s.bay for s in shelves}) == [1, 2, 3] and len(shelves) == 12
+    tagged = np.full((900, 1200), 60, np.uint8)
+    _bay(tagged, 0, 1200, rails)
+    for y, x in zip(rails, (300, 520, 760, 980), strict=True):
+        tagged[y : y + 16, x : x + 20] = 60  # a tag breaks one rail, each somewhere else
+    (single,) = find_bays(tagged)
+    assert (single.x1, single.x2, single.after_upright) == (0, 1200, False)
+
+
 def test_a_tall_top_level_does_not_hide_the_shelves_below() -> None:
     """Pegboard hooks over a fixture make one tall level; the shelves under it are of the
     usual height and are all kept (a zone is short against the typical level, not the

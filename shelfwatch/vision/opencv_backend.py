@@ -238,6 +238,7 @@ def shelf_zones(gray: np.ndarray, boxes: np.ndarray | None = None) -> list[Zone]
     are one shelf, so a shelf is counted once per bay."""
     h = gray.shape[0]
     slices: list[list[tuple[int, int, ShelfEdge]]] = []
+    at_upright: list[bool] = []
     centres = (boxes[:, 0] + boxes[:, 2]) / 2 if boxes is not None else None
     for bay in find_bays(gray):
         bay_zones = _edge_zones(bay.edges, h)
@@ -245,11 +246,12 @@ def shelf_zones(gray: np.ndarray, boxes: np.ndarray | None = None) -> list[Zone]
             inside = (centres >= bay.x1) & (centres < bay.x2)
             bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]))
         slices.append(bay_zones)
+        at_upright.append(bay.after_upright)
     zones: list[Zone] = []
     bay = 0
     chain: list[int] = []  # shelf number of each zone of the previous slice
     for i, pieces in enumerate(slices):
-        links = _continuing(slices[i - 1], pieces) if i else {}
+        links = _continuing(slices[i - 1], pieces) if i and not at_upright[i] else {}
         joined = i > 0 and len(links) >= max(1, 0.75 * max(len(slices[i - 1]), len(pieces)))
         bay += 0 if joined else 1
         next_shelf = max((z.shelf for z in zones), default=0) + 1

@@ -185,11 +185,59 @@ def find_shelf_edges(
 
 @dataclass(frozen=True)
 class Bay:
-    """Columns of the photo whose shelves sit at the same heights, and their shelf edges."""
+    """Columns of the photo whose shelves sit at the same heights, and their shelf edges.
+    ``after_upright``: the bay starts at an upright of the fixture (its shelves are not the
+    continuation of the bay to its left, even where they sit at the same heights)."""
 
     x1: int
     x2: int
     edges: list[ShelfEdge]
+    after_upright: bool = False
+
+
+# An upright between two bays whose shelves sit at the same heights breaks most of their
+# shelf-edge strips at the same columns (price tags and overhanging packs break single
+# strips anywhere). Set once, not tuned.
+UPRIGHT_SHARE = 0.6  # of a bay's shelf edges broken at the same columns (and at least 3)
+UPRIGHT_WIDTH = (0.003, 0.04)  # a break's width, in bay widths
+UPRIGHT_MARGIN = 0.15  # no cut this close to the bay's ends, nor two cuts closer than 0.2
+
+
+def uprights(horiz: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
+    """Columns of ``horiz`` (one bay's long-line map; ``edges`` in its columns) where an
+    upright divides the bay: most shelf-edge strips break there."""
+    h, w = horiz.shape
+    if len(edges) < 3:
+        return []
+    pad = max(2, int(0.005 * w))  # breaks of one upright line up within a few pixels
+    counts = np.zeros(w)
+    for e in edges:
+        gap = np.zeros(w, bool)
+        lo, hi = max(0, e.x1), min(w, e.x2 + 1)
+        gap[lo:hi] = ~horiz[e.y_top : e.y_bottom + 1, lo:hi].max(axis=0).astype(bool)
+        hit = np.zeros(w, bool)
+        for a, b in _runs(gap):
+            if UPRIGHT_WIDTH[0] * w <= b - a <= UPRIGHT_WIDTH[1] * w:
+                hit[max(0, a - pad) : b + pad] = True
+        counts += hit
+    share = counts / len(edges)
+    candidate = (share >= UPRIGHT_SHARE) & (counts >= 3)
+    candidate[: int(UPRIGHT_MARGIN * w)] = False
+    candidate[int((1 - UPRIGHT_MARGIN) * w) :] = False
+    cuts: list[int] = []
+    for a, b in sorted(_runs(candidate), key=lambda r: -share[r[0] : r[1]].max()):
+        cut = int(a + np.argmax(share[a:b]))
+        if all(abs(cut - c) >= 0.2 * w for c in cuts):
+            cuts.append(cut)
+    return sorted(cuts)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a 1-D mask."""
+    padded = np.concatenate([[False], mask, [False]])
+    starts = np.flatnonzero(~padded[:-1] & padded[1:])
+    ends = np.flatnonzero(padded[:-1] & ~padded[1:])
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def find_bays(
@@ -244,7 +292,20 @@ def find_bays(
             a = bays.pop().x1
             edges = edges_of(a, b)
         bays.append(Bay(a, b, edges))
-    return bays
+    # Bays side by side with shelves at the same heights: divided at their uprights.
+    divided = []
+    for bay in bays:
+        local = [replace(e, x1=e.x1 - bay.x1, x2=e.x2 - bay.x1) for e in bay.edges]
+        lines = horiz if (bay.x1, bay.x2) == (0, w) else long_runs(
+            np.ascontiguousarray(all_edges[:, bay.x1 : bay.x2])
+        )  # fmt: skip
+        xs = [bay.x1, *(bay.x1 + c for c in uprights(lines, local)), bay.x2]
+        if len(xs) == 2:
+            divided.append(bay)
+            continue
+        for a, b in zip(xs[:-1], xs[1:], strict=True):
+            divided.append(Bay(a, b, edges_of(a, b), after_upright=a != bay.x1))
+    return divided
 
 
 def column_profiles(horiz: np.ndarray, bounds: np.ndarray) -> np.ndarray:
