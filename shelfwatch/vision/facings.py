@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from shelfwatch.vision.shelves import runs_of
+
 
 @dataclass
 class ZoneResult:
@@ -19,13 +21,6 @@ class ZoneResult:
     masks: list[np.ndarray]
     scores: list[float]
     gaps: list[tuple[int, int, int, int]]
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """Half-open [start, end) runs of True."""
-    padded = np.concatenate([[False], flags, [False]])
-    diff = np.diff(padded.astype(np.int8))
-    return list(zip(np.nonzero(diff == 1)[0], np.nonzero(diff == -1)[0], strict=True))
 
 
 def upper_calm_pixels(lab: np.ndarray, texture: np.ndarray) -> np.ndarray:
@@ -263,7 +258,7 @@ def find_facings(
     occupancy = np.convolve(low.mean(axis=0), np.ones(3) / 3, mode="same")
     occupied = occupancy > 0.5
     min_width = max(4, int(0.08 * zh))
-    runs = [(a, b) for a, b in _runs(occupied) if b - a >= min_width]
+    runs = [(a, b) for a, b in runs_of(occupied) if b - a >= min_width]
 
     vertical = np.where(np.abs(gx) > 2 * np.abs(gy), np.abs(gx), 0).sum(axis=0)
     edge_rows = ((np.abs(gx) > 25) & (np.abs(gx) > 2 * np.abs(gy))).astype(np.uint8)
@@ -304,7 +299,7 @@ def find_facings(
 
     gaps = []
     gap_min = max(min_width, int(0.55 * facing_w))
-    for a, b in _runs(~occupied):
+    for a, b in runs_of(~occupied):
         if b - a >= gap_min:
             gaps.append((x1 + a, y1, x1 + b, y2))
     return ZoneResult(boxes, masks, scores, gaps)

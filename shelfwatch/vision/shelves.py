@@ -216,7 +216,7 @@ def uprights(horiz: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
         lo, hi = max(0, e.x1), min(w, e.x2 + 1)
         gap[lo:hi] = ~horiz[e.y_top : e.y_bottom + 1, lo:hi].max(axis=0).astype(bool)
         hit = np.zeros(w, bool)
-        for a, b in _runs(gap):
+        for a, b in runs_of(gap):
             if UPRIGHT_WIDTH[0] * w <= b - a <= UPRIGHT_WIDTH[1] * w:
                 hit[max(0, a - pad) : b + pad] = True
         counts += hit
@@ -225,15 +225,15 @@ def uprights(horiz: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
     candidate[: int(UPRIGHT_MARGIN * w)] = False
     candidate[int((1 - UPRIGHT_MARGIN) * w) :] = False
     cuts: list[int] = []
-    for a, b in sorted(_runs(candidate), key=lambda r: -share[r[0] : r[1]].max()):
+    for a, b in sorted(runs_of(candidate), key=lambda r: -share[r[0] : r[1]].max()):
         cut = int(a + np.argmax(share[a:b]))
         if all(abs(cut - c) >= 0.2 * w for c in cuts):
             cuts.append(cut)
     return sorted(cuts)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) of each run of True in a 1-D mask."""
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open (start, end) of each run of True in a 1-D mask."""
     padded = np.concatenate([[False], mask, [False]])
     starts = np.flatnonzero(~padded[:-1] & padded[1:])
     ends = np.flatnonzero(padded[:-1] & ~padded[1:])
