@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, replace
+from functools import cache
 
 import cv2
 import numpy as np
@@ -273,10 +274,14 @@ def find_bays(
             cuts.append(cut)
     xs = [0, *(int(bounds[c]) for c in sorted(cuts)), w]
 
+    @cache
+    def lines_of(a: int, b: int) -> np.ndarray:
+        # A bay's own long lines (long for its width); the whole photo's are at hand. Once
+        # per bay: its edges and its uprights are both found on them.
+        return horiz if (a, b) == (0, w) else long_runs(np.ascontiguousarray(all_edges[:, a:b]))
+
     def edges_of(a: int, b: int) -> list[ShelfEdge]:
-        # A bay's own long lines (long for its width); the whole photo's are at hand.
-        lines = horiz if (a, b) == (0, w) else long_runs(np.ascontiguousarray(all_edges[:, a:b]))
-        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=lines)
+        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=lines_of(a, b))
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
     def line_up(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:
@@ -296,10 +301,8 @@ def find_bays(
     divided = []
     for bay in bays:
         local = [replace(e, x1=e.x1 - bay.x1, x2=e.x2 - bay.x1) for e in bay.edges]
-        lines = horiz if (bay.x1, bay.x2) == (0, w) else long_runs(
-            np.ascontiguousarray(all_edges[:, bay.x1 : bay.x2])
-        )  # fmt: skip
-        xs = [bay.x1, *(bay.x1 + c for c in uprights(lines, local)), bay.x2]
+        cuts = uprights(lines_of(bay.x1, bay.x2), local)
+        xs = [bay.x1, *(bay.x1 + c for c in cuts), bay.x2]
         if len(xs) == 2:
             divided.append(bay)
             continue
