@@ -235,6 +235,40 @@ def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> Non
     assert 360 <= x1 <= 372 and 424 <= x2 <= 440  # short of the missed product
 
 
+def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() -> None:
+    """A stretch of the plain back at least a facing wide between two products is a gap the
+    void head did not see; the same stretch holding a product the detector missed (colour,
+    print) is none, and a narrower one is the space between two facings."""
+    from shelfwatch.core.scene import Gap, Products
+    from shelfwatch.vision.facings import Fixture
+    from shelfwatch.vision.opencv_backend import Zone, _bare_stretches
+    from shelfwatch.vision.shelves import ShelfEdge
+
+    image = np.full((240, 900, 3), 90, np.uint8)
+    image += np.random.default_rng(0).integers(0, 6, image.shape, dtype=np.uint8)
+    xs = [20, 90, 160, 400, 470, 540, 610, 680, 750, 820]  # 90 px between each
+    for x in xs:
+        image[60:200, x : x + 60] = (30, 160, 220)
+    image[60:200, 250:310] = (40, 200, 60)  # a missed product in the first stretch
+    cv2.putText(image, "OAT", (255, 140), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+    image[200:216] = 230  # the shelf edge
+    products = Products(
+        xyxy=np.array([[x, 60, x + 60, 200] for x in xs]),
+        scores=np.ones(len(xs)),
+        shelf=np.ones(len(xs), int),
+    )
+    zones = [Zone(top=30, bottom=200, edge=ShelfEdge(200, 216, 0, 900, 1.0), bay=1, shelf=1)]
+    fixture = Fixture.of(image)
+    back = fixture.back_lab([(0, 30, 900, 200)])
+    assert [g.bbox for g in _bare_stretches(products, zones, fixture, back, [])] == []
+    image[60:200, 250:310] = image[60:200, 320:380]  # now that stretch is bare
+    fixture = Fixture.of(image)
+    gaps = _bare_stretches(products, zones, fixture, back, [])
+    assert [(g.shelf, g.bbox) for g in gaps] == [(1, (220, 30, 400, 200))]
+    # A stretch a void gap already covers is not reported again.
+    assert _bare_stretches(products, zones, fixture, back, [Gap(1, (230, 40, 380, 200))]) == []
+
+
 def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:
     """An empty facing reaches down to the shelf; a void in the upper half of its level
     (between bottle necks, over short packs) does not."""

@@ -79,6 +79,10 @@ def foreground_mask(lab: np.ndarray, texture: np.ndarray, back: np.ndarray) -> n
 
 GAP_COLOUR = 12.0  # Lab distance of a column from the gap's inside
 GAP_TEXTURE = 20.0  # column texture (gradient) that still reads as empty shelf
+# A stretch is bare when this share of its columns is within BARE_COLOUR of the fixture
+# back's colour and calm (set once on renders of seeds 502-503, not tuned further).
+BARE_COLOUR = 20.0
+BARE_SHARE = 0.8
 
 
 @dataclass
@@ -138,6 +142,25 @@ class Fixture:
             max(box[2], int((b + lo) / self.scale)),
             box[3],
         )
+
+    def bare(self, box: tuple[int, int, int, int], back: np.ndarray) -> bool:
+        """Whether ``box`` (a stretch of one shelf level) shows the fixture back: most of
+        its columns, in the lower part of its height, have the back's colour and no
+        texture."""
+        lab, tex = self._lower_middle(self.lab, box), self._lower_middle(self.texture, box)
+        if lab.shape[0] < 2 or lab.shape[1] < 2:
+            return False
+        colour = lab.astype(np.float32).mean(axis=0)
+        like = (np.linalg.norm(colour - back, axis=1) < BARE_COLOUR) & (
+            tex.mean(axis=0) < GAP_TEXTURE
+        )
+        return float(like.mean()) >= BARE_SHARE
+
+    def _lower_middle(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        # Where products stand (short ones too): not the top (price cards, the shelf
+        # above) nor the bottom (the shelf edge).
+        x1, y1, x2, y2 = box
+        return self._crop(image, (x1, y1 + (y2 - y1) * 2 // 5, x2, y2 - (y2 - y1) // 10))
 
     def product_masks(
         self,

@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
+from shelfwatch.vision.detector import infer
 from shelfwatch.vision.evaluation import interval_iou
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
 from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked_range
 from shelfwatch.vision.quality import photo_quality
+from shelfwatch.vision.rows import covered, row_facings
 from shelfwatch.vision.shelves import (
     ShelfEdge,
     estimate_tilt,
@@ -175,8 +177,6 @@ def _segment_upright(
     h, w = gray.shape
     found = None
     if with_products and detector is not None:
-        from shelfwatch.vision.detector import infer
-
         with clock.stage("detector"):
             found = infer.detect(work, detector)
     with clock.stage("shelves"):
@@ -194,13 +194,15 @@ def _segment_upright(
     with clock.stage("masks"):
         fixture = Fixture.of(work)
         back = fixture.back_lab(bands)
-    products = _products(found.boxes, found.scores, _shelf_of(found.boxes, zones))
+    with clock.stage("products"):
+        products = _products(*_with_row_facings(found, zones))
     with clock.stage("gaps"):
         if found.voids is not None:
             gaps = _void_gaps(
                 found.voids, found.void_scores, _shelf_of(found.voids, zones), products, zones
             )
             gaps = _fit_gaps(gaps, products, zones, fixture)
+            gaps = join_gaps(gaps + _bare_stretches(products, zones, fixture, back, gaps))
         else:  # weights without a void head: empty columns no detected product covers
             classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
             gaps = _uncovered(classical[1], found.boxes)
@@ -385,6 +387,32 @@ def _shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
     return np.array([z.shelf for z in zones])[np.argmin(dist, axis=1)]
 
 
+def _with_row_facings(
+    found: infer.Detected, zones: list[Zone]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detector's sure boxes and the weak ones standing in a row of them (``rows``),
+    with their scores and shelves. Held-out per-shelf counts of real-shelves 19.9 -> 18.7 %
+    (tuned half 12.2 -> 9.8), racks C3-C4 precision 0.961 -> 0.957 (see the README)."""
+    shelf = _shelf_of(found.boxes, zones)
+    if not len(found.weak):
+        return found.boxes, found.scores, shelf
+    weak_shelf = _shelf_of(found.weak, zones)
+    take = row_facings(
+        found.boxes,
+        shelf,
+        found.weak,
+        found.weak_scores,
+        weak_shelf,
+        found.voids,
+        found.void_scores,
+    )
+    return (
+        np.concatenate([found.boxes, found.weak[take]]),
+        np.concatenate([found.scores, found.weak_scores[take]]),
+        np.concatenate([shelf, weak_shelf[take]]),
+    )
+
+
 def _products(boxes: np.ndarray, scores: np.ndarray, shelf: np.ndarray) -> Products:
     """Detected products in shelf order, left to right (their masks come later, in the
     photo's frame)."""
@@ -393,17 +421,8 @@ def _products(boxes: np.ndarray, scores: np.ndarray, shelf: np.ndarray) -> Produ
     return Products(xyxy=xyxy, scores=scores[order], shelf=shelf[order])
 
 
-def _covered(box: tuple[int, int, int, int], boxes: np.ndarray) -> float:
-    """Share of ``box`` that ``boxes`` overlap (overlaps summed, so at most about 1)."""
-    gx1, gy1, gx2, gy2 = box
-    area = max(1, (gx2 - gx1) * (gy2 - gy1))
-    ix = np.clip(np.minimum(boxes[:, 2], gx2) - np.maximum(boxes[:, 0], gx1), 0, None)
-    iy = np.clip(np.minimum(boxes[:, 3], gy2) - np.maximum(boxes[:, 1], gy1), 0, None)
-    return float((ix * iy).sum()) / area
-
-
 def _uncovered(gaps: list[Gap], boxes: np.ndarray) -> list[Gap]:
-    return [g for g in gaps if _covered(g.bbox, boxes) < 0.3]
+    return [g for g in gaps if covered(g.bbox, boxes) < 0.3]
 
 
 def _void_gaps(
@@ -443,7 +462,7 @@ def _void_gaps(
         x1, y1 = box[:, :2].min(axis=0)
         x2, y2 = box[:, 2:].max(axis=0)
         gap = Gap(number, (int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2))))
-        if _covered(gap.bbox, products.xyxy) < 0.5:
+        if covered(gap.bbox, products.xyxy) < 0.5:
             gaps.append(gap)
     return gaps
 
@@ -453,7 +472,7 @@ def _above(void: tuple[float, float, float, float], products: Products) -> bool:
     products stand in most of its bottom quarter. Such a void neither is a gap nor joins
     one (it would stretch the gap over the products)."""
     x1, y1, x2, y2 = void
-    return _covered((x1, y2 - (y2 - y1) / 4, x2, y2), products.xyxy) >= 0.5
+    return covered((x1, y2 - (y2 - y1) / 4, x2, y2), products.xyxy) >= 0.5
 
 
 def _shelf_above(shelf: int, x: float, zones: list[Zone]) -> tuple[Zone, int | None] | None:
@@ -518,6 +537,46 @@ def _fit_gaps(
                 right = min(right, int(bx1))
         out.append(Gap(g.shelf, fixture.widen_gap((x1, y1, x2, y2), left, right)))
     return join_gaps(out)  # two voids of one stretch may now reach each other
+
+
+def _bare_stretches(
+    products: Products,
+    zones: list[Zone],
+    fixture: Fixture,
+    back: np.ndarray | None,
+    gaps: list[Gap],
+) -> list[Gap]:
+    """Stretches of a shelf between two of its products, at least a facing wide (the
+    shelf's median product width), that show the fixture back and that no gap covers yet:
+    an empty stretch the void head missed (it knows dark slots one facing wide best). Plain
+    renders of seed 503: gap recall 0.87 -> 0.95, precision 1.0; on real-gaps it adds
+    nothing (real backs are seldom bare and plain)."""
+    if back is None:
+        return []
+    out = []
+    for number in np.unique(products.shelf[products.shelf > 0]):
+        boxes = products.xyxy[products.shelf == number]
+        boxes = boxes[np.argsort(boxes[:, 0])]
+        width = float(np.median(boxes[:, 2] - boxes[:, 0]))
+        reach = int(boxes[0, 2])  # the right end of the products so far
+        for x1, _, x2, _ in boxes[1:]:
+            if x1 - reach >= width and not _gap_over(gaps, int(number), reach, int(x1)):
+                found = _shelf_above(int(number), (reach + x1) / 2, zones)
+                if found is not None:
+                    zone, above = found
+                    top = zone.top if above is None else above
+                    stretch = (reach, top, int(x1), zone.edge.y_top)
+                    if fixture.bare(stretch, back):
+                        out.append(Gap(int(number), stretch))
+            reach = max(reach, int(x2))
+    return out
+
+
+def _gap_over(gaps: list[Gap], shelf: int, x1: int, x2: int) -> bool:
+    """Whether a gap on ``shelf`` covers a third of the columns ``x1``..``x2``."""
+    return any(
+        g.shelf == shelf and min(g.bbox[2], x2) - max(g.bbox[0], x1) > (x2 - x1) / 3 for g in gaps
+    )
 
 
 def _project(m: np.ndarray, points: np.ndarray) -> np.ndarray:
