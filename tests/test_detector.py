@@ -13,7 +13,7 @@ from shelfwatch.cli import app
 from shelfwatch.core.errors import ShelfWatchError
 from shelfwatch.core.imageio import load_image
 from shelfwatch.labels.coco import read_coco
-from shelfwatch.vision.detector.infer import SHIPPED, THRESHOLD, detect
+from shelfwatch.vision.detector.infer import SHIPPED, THRESHOLD, WEAK_FLOOR, detect
 from shelfwatch.vision.evaluation import greedy_match
 from tests.processes import kill_then_resume, train_command
 
@@ -31,6 +31,9 @@ def test_shipped_detector_finds_rendered_products(rendered: Path) -> None:
         total += len(truth)
         predicted += len(boxes)
         assert (scores >= THRESHOLD).all() and (boxes[:, 2] > boxes[:, 0]).all()
+        # Below the photo's cut, down to WEAK_FLOOR: the weak ones, for the row rule.
+        weak = found.weak_scores
+        assert ((weak >= WEAK_FLOOR) & (weak < scores.min())).all()
     assert SHIPPED.is_file()
     assert tp / total > 0.95 and tp / predicted > 0.95
 
