@@ -35,31 +35,45 @@ def row_facings(
     taken = np.zeros(len(weak), bool)
     if not len(boxes) or not len(weak):
         return taken
-    heights = boxes[:, 3] - boxes[:, 1]
-    widths = boxes[:, 2] - boxes[:, 0]
-    occupied = list(boxes)
-    for i, (box, score, level) in enumerate(zip(weak, weak_scores, weak_shelf, strict=True)):
-        row = shelf == level
-        if level == 0 or row.sum() < ROW_MIN:
+    # Each shelf's row, summed up once: median height, width and bottom, and its ends.
+    levels = np.unique(shelf[shelf > 0])
+    stats = np.full((int(max(levels.max(initial=0), weak_shelf.max())) + 1, 5), np.nan)
+    for level in levels:
+        row = boxes[shelf == level]
+        if len(row) >= ROW_MIN:
+            stats[level] = (
+                np.median(row[:, 3] - row[:, 1]),
+                np.median(row[:, 2] - row[:, 0]),
+                np.median(row[:, 3]),
+                row[:, 0].min(),
+                row[:, 2].max(),
+            )
+    tall, wide, bottom, left, right = stats[weak_shelf].T
+    x1, y1, x2, y2 = weak.T
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    with np.errstate(invalid="ignore"):  # NaN: a shelf without a row of sure products
+        candidate = (
+            (weak_shelf > 0)
+            & (y2 - y1 >= HEIGHT[0] * tall)
+            & (y2 - y1 <= HEIGHT[1] * tall)
+            & (x2 - x1 >= MIN_WIDTH * wide)
+            # standing on the shelf with its row (not a header, not a stacked case) ...
+            & (np.abs(y2 - bottom) <= BOTTOM * tall)
+            # ... and between its ends (not the fixture's side, not the next bay)
+            & (cx >= left)
+            & (cx <= right)
+        )
+    occupied = boxes
+    for i in np.flatnonzero(candidate):
+        if _holds(occupied, cx[i], cy[i]).any() or covered(weak[i], occupied) >= COVERED:
             continue
-        tall = float(np.median(heights[row]))
-        x1, y1, x2, y2 = box
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        if not HEIGHT[0] * tall <= y2 - y1 <= HEIGHT[1] * tall:
-            continue
-        if x2 - x1 < MIN_WIDTH * float(np.median(widths[row])):
-            continue
-        if abs(y2 - float(np.median(boxes[row, 3]))) > BOTTOM * tall:
-            continue  # not standing on the shelf with its row (a header, a stacked case)
-        if not boxes[row, 0].min() <= cx <= boxes[row, 2].max():
-            continue  # beyond the row's ends: the fixture's side, the next bay
-        held = np.array(occupied)
-        if _holds(held, cx, cy).any() or covered(box, held) >= COVERED:
-            continue
-        if voids is not None and (_holds(voids, cx, cy) & (void_scores >= score)).any():
+        if (
+            voids is not None
+            and (_holds(voids, cx[i], cy[i]) & (void_scores >= weak_scores[i])).any()
+        ):
             continue  # as likely empty space as a product
         taken[i] = True
-        occupied.append(box)
+        occupied = np.vstack([occupied, weak[i]])
     return taken
 
 
