@@ -236,9 +236,10 @@ def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> Non
 
 
 def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() -> None:
-    """A stretch of the plain back at least a facing wide between two products is a gap the
-    void head did not see; the same stretch holding a product the detector missed (colour,
-    print) is none, and a narrower one is the space between two facings."""
+    """A stretch of the plain back at least a facing wide between two products, where the
+    void head saw something under its gap threshold, is a gap; the same stretch holding a
+    product the detector missed (colour, print) is none, nor is one the void head saw
+    nothing in."""
     from shelfwatch.core.scene import Gap, Products
     from shelfwatch.vision.facings import Fixture
     from shelfwatch.vision.opencv_backend import Zone, _bare_stretches
@@ -260,13 +261,16 @@ def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() 
     zones = [Zone(top=30, bottom=200, edge=ShelfEdge(200, 216, 0, 900, 1.0), bay=1, shelf=1)]
     fixture = Fixture.of(image)
     back = fixture.back_lab([(0, 30, 900, 200)])
-    assert [g.bbox for g in _bare_stretches(products, zones, fixture, back, [])] == []
+    weak_void = np.array([[280, 60, 340, 200]], float)  # a void centre under the threshold
+    assert _bare_stretches(products, zones, fixture, back, [], weak_void) == []
     image[60:200, 250:310] = image[60:200, 320:380]  # now that stretch is bare
     fixture = Fixture.of(image)
-    gaps = _bare_stretches(products, zones, fixture, back, [])
+    gaps = _bare_stretches(products, zones, fixture, back, [], weak_void)
     assert [(g.shelf, g.bbox) for g in gaps] == [(1, (220, 30, 400, 200))]
+    assert _bare_stretches(products, zones, fixture, back, [], weak_void + 500) == []
     # A stretch a void gap already covers is not reported again.
-    assert _bare_stretches(products, zones, fixture, back, [Gap(1, (230, 40, 380, 200))]) == []
+    covered = [Gap(1, (230, 40, 380, 200))]
+    assert _bare_stretches(products, zones, fixture, back, covered, weak_void) == []
 
 
 def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:

@@ -202,7 +202,8 @@ def _segment_upright(
                 found.voids, found.void_scores, _shelf_of(found.voids, zones), products, zones
             )
             gaps = _fit_gaps(gaps, products, zones, fixture)
-            gaps = join_gaps(gaps + _bare_stretches(products, zones, fixture, back, gaps))
+            bare = _bare_stretches(products, zones, fixture, back, gaps, found.voids)
+            gaps = join_gaps(gaps + bare)
         else:  # weights without a void head: empty columns no detected product covers
             classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
             gaps = _uncovered(classical[1], found.boxes)
@@ -545,14 +546,17 @@ def _bare_stretches(
     fixture: Fixture,
     back: np.ndarray | None,
     gaps: list[Gap],
+    voids: np.ndarray,
 ) -> list[Gap]:
     """Stretches of a shelf between two of its products, at least a facing wide (the
-    shelf's median product width), that show the fixture back and that no gap covers yet:
-    an empty stretch the void head missed (it knows dark slots one facing wide best). Plain
-    renders of seed 503: gap recall 0.87 -> 0.95, precision 1.0; on real-gaps it adds
-    nothing (real backs are seldom bare and plain)."""
-    if back is None:
+    shelf's median product width), that no gap covers yet, where the void head saw
+    something (a void centre under the gap threshold) and whose columns show the fixture
+    back: an empty stretch the void head was unsure of (it knows dark slots one facing wide
+    best). Plain renders of seed 503: gap recall 0.87 -> 0.95, precision 1.0; on real-gaps
+    it adds nothing (real backs are seldom bare and plain)."""
+    if back is None or not len(voids):
         return []
+    centres = (voids[:, :2] + voids[:, 2:]) / 2
     out = []
     for number in np.unique(products.shelf[products.shelf > 0]):
         boxes = products.xyxy[products.shelf == number]
@@ -566,10 +570,17 @@ def _bare_stretches(
                     zone, above = found
                     top = zone.top if above is None else above
                     stretch = (reach, top, int(x1), zone.edge.y_top)
-                    if fixture.bare(stretch, back):
+                    seen = _holds_any(centres, stretch)
+                    if seen and fixture.bare(stretch, back):
                         out.append(Gap(int(number), stretch))
             reach = max(reach, int(x2))
     return out
+
+
+def _holds_any(points: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    x1, y1, x2, y2 = box
+    x, y = points[:, 0], points[:, 1]
+    return bool(((x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)).any())
 
 
 def _gap_over(gaps: list[Gap], shelf: int, x1: int, x2: int) -> bool:
