@@ -85,6 +85,12 @@ BARE_COLOUR = 20.0
 BARE_SHARE = 0.8
 
 
+def lower_middle(y1: int, y2: int) -> tuple[int, int]:
+    """The rows of a shelf level's lower middle, where products stand (short ones too): not
+    its top (price cards, the shelf above) nor its bottom (the shelf edge)."""
+    return y1 + (y2 - y1) * 2 // 5, y2 - (y2 - y1) // 10
+
+
 @dataclass
 class Fixture:
     """A photo's colour and texture, computed once at half resolution for the fixture back
@@ -117,9 +123,7 @@ class Fixture:
         wide, while an empty stretch runs on to the next product."""
         x1, y1, x2, y2 = (int(round(v * self.scale)) for v in box)
         h, w = self.texture.shape
-        # The lower middle of the gap's height, where products stand (short ones too); not
-        # its top (price cards, the shelf above) nor its bottom (the shelf edge).
-        top, bottom = y1 + (y2 - y1) * 2 // 5, y2 - (y2 - y1) // 10
+        top, bottom = lower_middle(y1, y2)
         lo, hi = max(0, int(left * self.scale)), min(w, int(np.ceil(right * self.scale)))
         x1, x2 = max(x1, lo), min(x2, hi)
         if bottom - top < 3 or x2 - x1 < 2:
@@ -157,10 +161,9 @@ class Fixture:
         return float(like.mean()) >= BARE_SHARE
 
     def _lower_middle(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        # Where products stand (short ones too): not the top (price cards, the shelf
-        # above) nor the bottom (the shelf edge).
         x1, y1, x2, y2 = box
-        return self._crop(image, (x1, y1 + (y2 - y1) * 2 // 5, x2, y2 - (y2 - y1) // 10))
+        top, bottom = lower_middle(y1, y2)
+        return self._crop(image, (x1, top, x2, bottom))
 
     def product_masks(
         self,
