@@ -162,3 +162,49 @@ def test_catalog_widths_count_merged_and_split_packs() -> None:
         ("facings_short", 1, 1, "A", "A"),
         ("facings_over", 1, 2, "B", "B"),
     }
+
+
+def test_pieces_of_packs_count_from_each_packs_left_edge() -> None:
+    """Three pieces of two wide packs are two facings: whether a piece belongs to the pack
+    before is measured from that pack's left edge, not from the piece before it."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),  # 20 px at five px per cm
+        "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),  # 60 px
+    }
+    # B's packs stand at 90-150 and 150-210; the detector saw 90-130, 132-150 and 151-200.
+    shelf = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83)]
+    shelf += [("B", 90, 130), ("B", 132, 150), ("B", 151, 200)]
+    planned = plan([("A", 4), ("B", 2)])
+    assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
+
+
+def test_a_stretch_between_boxes_of_one_sku_hides_its_facings() -> None:
+    """Identical packs touching one another are what the detector misses: a stretch no box
+    or gap covers between two boxes of one SKU holds as many of its facings as fit; where a
+    gap was seen, the stretch is empty."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),
+        "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),
+    }
+    shelf = [("A", 0, 20), ("A", 61, 81), ("B", 90, 150), ("B", 150, 210), ("B", 210, 270)]
+    planned = plan([("A", 4), ("B", 3)])
+    report = check_compliance(_boxed(shelf), planned, catalog)
+    assert kinds(report) == set()
+    slots = report.realogram[0]["facings"]
+    assert [f["inferred"] for f in slots] == [False, True, True, False, False, False, False]
+    empty = _boxed(shelf)
+    empty.gaps = [Gap(1, (21, 100, 60, 180))]
+    assert kinds(check_compliance(empty, planned, catalog)) == {("facings_short", 1, 1, "A", "A")}
+
+
+def test_overlapping_boxes_count_the_overlap_once() -> None:
+    """Two loose boxes over three packs of one SKU, each as wide as two packs but
+    overlapping by one: three facings, not four."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),
+        "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),  # 60 px
+    }
+    shelf = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83)]
+    shelf += [("B", 90, 210), ("B", 160, 280)]  # the packs stand at 90-150, 150-210, 210-270
+    planned = plan([("A", 4), ("B", 3)])
+    assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()

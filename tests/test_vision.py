@@ -120,6 +120,36 @@ def test_product_rows_split_a_merged_zone_and_add_a_missed_shelf() -> None:
     assert [r.y_top for r in product_rows(short)] == [600]
 
 
+def test_an_edge_products_stand_across_is_no_shelf_edge() -> None:
+    """A long line through a row of packs (their label band) split one shelf level into two
+    zones: the products stand across it, so the zones are one; an edge the products stand on
+    stays. Boxes that stopped at the label band made a second row inside the level: it is
+    not a second shelf (but rows side by side are two bays' levels, each kept)."""
+    from shelfwatch.vision.shelves import ShelfEdge, merge_rows, product_rows
+
+    packs = np.array([[60 * k, 250, 60 * k + 50, 400] for k in range(10)], dtype=float)
+    label = (100, 290, ShelfEdge(290, 292, 0, 600, 1.0))  # a line 40 px below the packs' tops
+    shelf = (293, 400, ShelfEdge(400, 410, 0, 600, 1.0))
+    zones = merge_rows([label, shelf], product_rows(packs), packs)
+    assert [(z[0], z[2].y_top) for z in zones] == [(100, 400)]
+    standing = merge_rows([shelf], product_rows(packs), packs)
+    assert [(z[0], z[2].y_top) for z in standing] == [(293, 400)]
+
+    # Some packs' boxes stopped at their label band (bottoms at 330): one level still.
+    short = packs.copy()
+    short[::2, 3] = 330
+    zone = (100, 400, ShelfEdge(400, 410, 0, 600, 1.0))
+    assert [(z[0], z[2].y_top) for z in merge_rows([zone], product_rows(short), short)] == [
+        (100, 400)
+    ]
+    # Two bays side by side whose levels sit at other heights are two rows.
+    left = np.array([[60 * k, 180, 60 * k + 50, 330] for k in range(7)], dtype=float)
+    right = np.array([[500 + 60 * k, 250, 550 + 60 * k, 400] for k in range(7)], dtype=float)
+    both = np.concatenate([left, right])
+    wide = (100, 400, ShelfEdge(400, 410, 0, 1000, 1.0))
+    assert [z[2].y_top for z in merge_rows([wide], product_rows(both), both)] == [330, 400]
+
+
 def _bay(gray: np.ndarray, x1: int, x2: int, rails: list[int]) -> None:
     """Draw a bay: rails (plain bands), packs of varied shades standing on them."""
     rng = np.random.default_rng(x1)
@@ -235,23 +265,17 @@ def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> Non
     assert 360 <= x1 <= 372 and 424 <= x2 <= 440  # short of the missed product
 
 
-def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() -> None:
-    """A stretch of the plain back at least a facing wide between two products, where the
-    void head saw something under its gap threshold, is a gap; the same stretch holding a
-    product the detector missed (colour, print) is none, nor is one the void head saw
-    nothing in."""
-    from shelfwatch.core.scene import Gap, Products
-    from shelfwatch.vision.facings import Fixture
-    from shelfwatch.vision.opencv_backend import Zone, _bare_stretches
+def _shelf_of_packs(xs: list[int], seed: int) -> tuple[np.ndarray, object, list]:
+    """A 900 px shelf on a plain noisy back: 60 px packs at ``xs``, its edge at 200-216;
+    the photo, the packs as detected products and the shelf's zone."""
+    from shelfwatch.core.scene import Products
+    from shelfwatch.vision.opencv_backend import Zone
     from shelfwatch.vision.shelves import ShelfEdge
 
     image = np.full((240, 900, 3), 90, np.uint8)
-    image += np.random.default_rng(0).integers(0, 6, image.shape, dtype=np.uint8)
-    xs = [20, 90, 160, 400, 470, 540, 610, 680, 750, 820]  # 90 px between each
+    image += np.random.default_rng(seed).integers(0, 6, image.shape, dtype=np.uint8)
     for x in xs:
         image[60:200, x : x + 60] = (30, 160, 220)
-    image[60:200, 250:310] = (40, 200, 60)  # a missed product in the first stretch
-    cv2.putText(image, "OAT", (255, 140), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
     image[200:216] = 230  # the shelf edge
     products = Products(
         xyxy=np.array([[x, 60, x + 60, 200] for x in xs]),
@@ -259,6 +283,22 @@ def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() 
         shelf=np.ones(len(xs), int),
     )
     zones = [Zone(top=30, bottom=200, edge=ShelfEdge(200, 216, 0, 900, 1.0), bay=1, shelf=1)]
+    return image, products, zones
+
+
+def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() -> None:
+    """A stretch of the plain back at least a facing wide between two products, where the
+    void head saw something under its gap threshold, is a gap; the same stretch holding a
+    product the detector missed (colour, print) is none, nor is one the void head saw
+    nothing in."""
+    from shelfwatch.core.scene import Gap
+    from shelfwatch.vision.facings import Fixture
+    from shelfwatch.vision.opencv_backend import _bare_stretches
+
+    xs = [20, 90, 160, 400, 470, 540, 610, 680, 750, 820]  # 90 px between each
+    image, products, zones = _shelf_of_packs(xs, seed=0)
+    image[60:200, 250:310] = (40, 200, 60)  # a missed product in the first stretch
+    cv2.putText(image, "OAT", (255, 140), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
     fixture = Fixture.of(image)
     back = fixture.back_lab([(0, 30, 900, 200)])
     weak_void = np.array([[280, 60, 340, 200]], float)  # a void centre under the threshold
@@ -271,6 +311,22 @@ def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() 
     # A stretch a void gap already covers is not reported again.
     covered = [Gap(1, (230, 40, 380, 200))]
     assert _bare_stretches(products, zones, fixture, back, covered, weak_void) == []
+
+
+def test_a_bare_stretch_at_the_end_of_a_shelf_is_a_gap() -> None:
+    """From the shelf's end to its outer product: an empty end of the shelf is a gap when
+    the void head saw something there and the back shows; a sliver is none."""
+    from shelfwatch.vision.facings import Fixture
+    from shelfwatch.vision.opencv_backend import _bare_stretches
+
+    xs = [30, 100, 170, 240, 310, 380, 450, 520, 590]  # the shelf's last 250 px are empty
+    image, products, zones = _shelf_of_packs(xs, seed=1)
+    fixture = Fixture.of(image)
+    back = fixture.back_lab([(0, 30, 900, 200)])
+    void = np.array([[700, 60, 780, 200]], float)
+    gaps = _bare_stretches(products, zones, fixture, back, [], void)
+    assert [(g.shelf, g.bbox) for g in gaps] == [(1, (650, 30, 900, 200))]
+    assert _bare_stretches(products, zones, fixture, back, [], void - 600) == []
 
 
 def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,20 +11,24 @@ from shelfwatch.core.scene import ShelfScene
 # A box this many times its SKU's facing width holds that many facings side by side (the
 # detector merged narrow neighbours of one SKU); two boxes of one SKU that together are no
 # wider than ONE_PACK facings are one pack seen twice (a wide pack split).
-MERGED = 1.6
+MERGED = 1.75
 ONE_PACK = 1.3
+# A stretch between two boxes of one SKU this many of its facings wide hides its facings.
+HIDDEN = 0.75
 
 
 @dataclass(frozen=True)
 class ObservedFacing:
     """One slot on a shelf as seen: a product (``sku`` may be None = unknown) or a gap.
-    ``facing_px``: how wide one facing of that SKU is in the photo, where the catalog says."""
+    ``facing_px``: how wide one facing of that SKU is in the photo, where the catalog says;
+    ``inferred``: a facing no box was drawn on, between two boxes of its SKU."""
 
     kind: str  # "product" | "gap"
     sku: str | None
     bbox: tuple[int, int, int, int]
     facings: int = 1
     facing_px: float | None = None
+    inferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,58 @@ def realogram(
         if shelf in rows:
             box = tuple(int(v) for v in p.xyxy[i])
             px = one.get(p.sku[i]) if p.sku[i] is not None else None
-            ratio = (box[2] - box[0]) / px if px else 1.0
-            facings = int(round(ratio)) if ratio >= MERGED else 1
-            rows[shelf].append(ObservedFacing("product", p.sku[i], box, facings, px))  # type: ignore[arg-type]
+            rows[shelf].append(ObservedFacing("product", p.sku[i], box, 1, px))  # type: ignore[arg-type]
     for g in scene.gaps:
         if g.shelf in rows:
             rows[g.shelf].append(ObservedFacing("gap", None, g.bbox, g.missing_facings or 1))
     for shelf in rows:
         rows[shelf].sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
+        rows[shelf] = _hidden_facings(_merged_facings(rows[shelf]))
     return rows
+
+
+def _merged_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:
+    """A box as wide as several packs of its SKU holds that many facings. Its width is
+    counted from where the boxes left of it end: overlapping boxes on one run of packs
+    would count the overlap twice."""
+    out: list[ObservedFacing] = []
+    covered = -1  # right end of the products so far
+    for f in row:
+        if f.kind == "product" and f.facing_px:
+            ratio = (f.bbox[2] - max(f.bbox[0], covered)) / f.facing_px
+            if ratio >= MERGED:
+                f = replace(f, facings=int(round(ratio)))
+        if f.kind == "product":
+            covered = max(covered, f.bbox[2])
+        out.append(f)
+    return out
+
+
+def _hidden_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:
+    """Facings of one SKU the detector missed between two of its boxes: a stretch no box or
+    gap covers, flanked by one SKU, holds as many of its facings as fit (identical packs
+    touching one another are what the detector separates worst; an empty stretch would be
+    a gap)."""
+    out: list[ObservedFacing] = []
+    for f in row:
+        a = out[-1] if out else None
+        if (
+            a is not None
+            and a.kind == f.kind == "product"
+            and a.sku == f.sku
+            and a.sku is not None
+            and f.facing_px
+        ):
+            stretch = f.bbox[0] - a.bbox[2]
+            n = int(round(stretch / f.facing_px)) if stretch >= HIDDEN * f.facing_px else 0
+            for k in range(n):
+                x1 = a.bbox[2] + int(k * stretch / n)
+                x2 = a.bbox[2] + int((k + 1) * stretch / n)
+                y1, y2 = min(a.bbox[1], f.bbox[1]), max(a.bbox[3], f.bbox[3])
+                box = (x1, y1, x2, y2)
+                out.append(ObservedFacing("product", f.sku, box, 1, f.facing_px, inferred=True))
+        out.append(f)
+    return out
 
 
 def _facing_px(scene: ShelfScene, widths_cm: dict[str, float]) -> dict[str, float]:
@@ -78,7 +125,7 @@ def runs(facings: list[ObservedFacing]) -> list[Run]:
     """Collapse a shelf's products into runs of one SKU; gaps split nothing (they are empty).
     Two neighbouring boxes of one SKU no wider together than one pack are one facing."""
     out: list[Run] = []
-    previous: ObservedFacing | None = None
+    pack: tuple[int, int] | None = None  # columns of the pack the last box belongs to
     for f in facings:
         if f.kind != "product":
             continue
@@ -90,17 +137,23 @@ def runs(facings: list[ObservedFacing]) -> list[Run]:
                 max(last.bbox[2], f.bbox[2]),
                 max(last.bbox[3], f.bbox[3]),
             )
+            # Measured from the pack's own left edge, not the previous piece's: three pieces
+            # of two packs are two facings, not one.
             split = (
-                previous is not None
+                pack is not None
                 and f.facing_px is not None
-                and previous.facings == f.facings == 1
-                and max(previous.bbox[2], f.bbox[2]) - min(previous.bbox[0], f.bbox[0])
-                <= ONE_PACK * f.facing_px
+                and f.facings == 1
+                and max(pack[1], f.bbox[2]) - pack[0] <= ONE_PACK * f.facing_px
             )
             out[-1] = Run(last.sku, last.facings + (0 if split else f.facings), box)
         else:
             out.append(Run(f.sku, f.facings, f.bbox))
-        previous = f
+            split = False
+        whole = f.facings == 1
+        if split and pack is not None:
+            pack = (pack[0], max(pack[1], f.bbox[2]))
+        else:
+            pack = (f.bbox[0], f.bbox[2]) if whole else None
     return out
 
 
@@ -109,7 +162,13 @@ def realogram_json(rows: dict[int, list[ObservedFacing]]) -> list[dict[str, obje
         {
             "shelf": shelf,
             "facings": [
-                {"kind": f.kind, "sku": f.sku, "bbox": list(f.bbox), "facings": f.facings}
+                {
+                    "kind": f.kind,
+                    "sku": f.sku,
+                    "bbox": list(f.bbox),
+                    "facings": f.facings,
+                    "inferred": f.inferred,
+                }
                 for f in facings
             ],
         }

@@ -19,6 +19,8 @@ from shelfwatch.core.scene import ShelfScene
 
 H_BINS, S_BINS, V_BINS = 18, 4, 3
 MIN_SIMILARITY = 0.35
+# How many packs of one SKU a single detected box may hold side by side.
+SIDE_BY_SIDE = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,13 @@ def identify_skus(
         aspect = (x2 - x1) / max(1, y2 - y1)
         for k, sig in enumerate(candidates):
             if sig.aspect:
-                # Facings of the same colour but another pack size are told apart by shape.
-                sims[k] -= 0.5 * min(1.0, abs(np.log(aspect / sig.aspect)))
+                # Facings of the same colour but another pack size are told apart by shape;
+                # a box may hold a few packs side by side (neighbours the detector merged).
+                # (One pack is preferred: a same-coloured SKU twice as wide is one pack.)
+                off = min(
+                    abs(np.log(aspect / (n * sig.aspect))) + 0.02 * (n - 1) for n in SIDE_BY_SIDE
+                )
+                sims[k] -= 0.5 * min(1.0, off)
         best = int(np.argmax(sims))
         scores[i] = max(0.0, float(sims[best]))
         skus.append(candidates[best].sku if sims[best] >= MIN_SIMILARITY else None)

@@ -247,7 +247,7 @@ def shelf_zones(gray: np.ndarray, boxes: np.ndarray | None = None) -> list[Zone]
         bay_zones = _edge_zones(bay.edges, h)
         if boxes is not None:
             inside = (centres >= bay.x1) & (centres < bay.x2)
-            bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]))
+            bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]), boxes[inside])
         slices.append(bay_zones)
         at_upright.append(bay.after_upright)
     zones: list[Zone] = []
@@ -548,7 +548,8 @@ def _bare_stretches(
     gaps: list[Gap],
     voids: np.ndarray,
 ) -> list[Gap]:
-    """Stretches of a shelf between two of its products, at least a facing wide (the
+    """Stretches of a shelf between two of its products (or its end and its outer
+    product), at least a facing wide (the
     shelf's median product width), that no gap covers yet, where the void head saw
     something (a void centre under the gap threshold) and whose columns show the fixture
     back: an empty stretch the void head was unsure of (it knows dark slots one facing wide
@@ -562,18 +563,24 @@ def _bare_stretches(
         boxes = products.xyxy[products.shelf == number]
         boxes = boxes[np.argsort(boxes[:, 0])]
         width = float(np.median(boxes[:, 2] - boxes[:, 0]))
+        own = [z.edge for z in zones if z.shelf == number]
+        # Between products, and from the shelf's ends to its outer products.
+        stretches = [(min(e.x1 for e in own), int(boxes[0, 0]))] if own else []
         reach = int(boxes[0, 2])  # the right end of the products so far
         for x1, _, x2, _ in boxes[1:]:
-            if x1 - reach >= width and not _gap_over(gaps, int(number), reach, int(x1)):
-                found = _shelf_above(int(number), (reach + x1) / 2, zones)
-                if found is not None:
-                    zone, above = found
-                    top = zone.top if above is None else above
-                    stretch = (reach, top, int(x1), zone.edge.y_top)
-                    seen = _holds_any(centres, stretch)
-                    if seen and fixture.bare(stretch, back):
-                        out.append(Gap(int(number), stretch))
+            stretches.append((reach, int(x1)))
             reach = max(reach, int(x2))
+        stretches += [(reach, max(e.x2 for e in own))] if own else []
+        for left, right in stretches:
+            if right - left < 0.75 * width or _gap_over(gaps, int(number), left, right):
+                continue
+            found = _shelf_above(int(number), (left + right) / 2, zones)
+            if found is not None:
+                zone, above = found
+                top = zone.top if above is None else above
+                stretch = (left, top, right, zone.edge.y_top)
+                if _holds_any(centres, stretch) and fixture.bare(stretch, back):
+                    out.append(Gap(int(number), stretch))
     return out
 
 

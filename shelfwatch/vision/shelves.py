@@ -11,10 +11,14 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
+from shelfwatch.vision.evaluation import interval_iou
+
 # A single thin line is a shelf edge only when it crosses this much of the width.
 THIN_LINE_MIN = 0.8
 # Lines of a shelf-edge strip are at least this share of its strongest line's span.
 STRIP_LINE_SHARE = 0.75
+# A product stands across a line when the line lies this share of its height inside it.
+ACROSS = 0.2
 
 
 @dataclass(frozen=True)
@@ -398,31 +402,85 @@ def product_rows(
 
 
 def merge_rows(
-    zones: list[tuple[int, int, ShelfEdge]], rows: list[ShelfEdge]
+    zones: list[tuple[int, int, ShelfEdge]],
+    rows: list[ShelfEdge],
+    boxes: np.ndarray | None = None,
 ) -> list[tuple[int, int, ShelfEdge]]:
     """Shelf zones from the edge finder corrected by product rows.
 
     A zone that holds two or more product rows merged several shelves (a missed edge): it is
     replaced by those rows. A product row that no zone covers is a shelf the edge finder
     missed (another bay, an angled shelf): it is added. Zones the rows agree with stay as
-    they are (their edges are the more precise).
+    they are (their edges are the more precise). An edge most of the detected products
+    (``boxes``) at its height stand across is no shelf edge: its zones are one.
     """
 
     def share_inside(a: tuple[float, float], b: tuple[float, float]) -> float:
         return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / max(1e-6, a[1] - a[0])
 
-    def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-        inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-        union = max(a[1], b[1]) - min(a[0], b[0])
-        return inter / union if union > 0 else 0.0
-
+    if boxes is not None:
+        zones = _join_crossed(zones, boxes)
     as_zone = [(int(r.strength), r.y_top, r) for r in rows]
     merged: list[tuple[int, int, ShelfEdge]] = []
+    covered: set[tuple[int, int, ShelfEdge]] = set()  # rows inside some zone
     for zone in zones:
         band = (zone[0], zone[2].y_top)
         within = [z for z in as_zone if share_inside((z[0], z[1]), band) >= 0.6]
+        covered.update(within)
+        within = _one_per_level(within)
         merged += within if len(within) >= 2 else [zone]
     for z in as_zone:
-        if z not in merged and all(iou((z[0], z[1]), (m[0], m[2].y_top)) < 0.3 for m in merged):
+        if z not in covered and all(
+            interval_iou((z[0], z[1]), (m[0], m[2].y_top)) < 0.3 for m in merged
+        ):
             merged.append(z)
     return sorted(merged, key=lambda z: (z[2].y_top, z[2].x1))
+
+
+def _crossed(boxes: np.ndarray, edge: ShelfEdge) -> bool:
+    """Whether the products at an edge's height mostly stand across it (a label band of a
+    row of packs, not a shelf: products stand on a shelf edge, not through it)."""
+    x = (boxes[:, 0] + boxes[:, 2]) / 2
+    top, bottom = boxes[:, 1], boxes[:, 3]
+    margin = ACROSS * (bottom - top)
+    # Through the whole strip: seen from above, products stand in a thick edge strip.
+    near = (x >= edge.x1) & (x <= edge.x2) & (top - margin < edge.y_bottom)
+    near &= edge.y_top < bottom + margin
+    across = near & (top + margin < edge.y_top) & (edge.y_bottom < bottom - margin)
+    return int(across.sum()) >= 2 and across.sum() >= 0.5 * near.sum()
+
+
+def _join_crossed(
+    zones: list[tuple[int, int, ShelfEdge]], boxes: np.ndarray
+) -> list[tuple[int, int, ShelfEdge]]:
+    """Neighbouring zones split by an edge the products stand across are one zone."""
+    out: list[tuple[int, int, ShelfEdge]] = []
+    for zone in zones:
+        if out and _crossed(boxes, out[-1][2]):
+            out[-1] = (out[-1][0], zone[1], zone[2])
+        else:
+            out.append(zone)
+    return out
+
+
+def _one_per_level(
+    rows: list[tuple[int, int, ShelfEdge]],
+) -> list[tuple[int, int, ShelfEdge]]:
+    """Rows (top, bottom, edge) that mostly overlap in height and in columns are one shelf
+    level (boxes that missed the shelf's bottom made a second row in it): one row, down to
+    the lowest bottom, where the products stand. (Rows side by side are two bays' levels.)"""
+
+    def one_level(a: tuple[int, int, ShelfEdge], b: tuple[int, int, ShelfEdge]) -> bool:
+        side_by_side = min(a[2].x2, b[2].x2) - max(a[2].x1, b[2].x1)
+        narrower = min(a[2].x2 - a[2].x1, b[2].x2 - b[2].x1)
+        return interval_iou(a[:2], b[:2]) > 0.5 and side_by_side >= 0.5 * narrower
+
+    out: list[tuple[int, int, ShelfEdge]] = []
+    for row in sorted(rows, key=lambda r: r[1]):
+        if out and one_level(out[-1], row):
+            last = out[-1]
+            edge = replace(row[2], x1=min(last[2].x1, row[2].x1), x2=max(last[2].x2, row[2].x2))
+            out[-1] = (min(last[0], row[0]), row[1], edge)
+        else:
+            out.append(row)
+    return out
