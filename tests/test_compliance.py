@@ -180,8 +180,8 @@ def test_pieces_of_packs_count_from_each_packs_left_edge() -> None:
 
 def test_a_stretch_between_boxes_of_one_sku_hides_its_facings() -> None:
     """Identical packs touching one another are what the detector misses: a stretch no box
-    or gap covers between two boxes of one SKU holds as many of its facings as fit; where a
-    gap was seen, the stretch is empty."""
+    or gap covers between two boxes of one SKU holds as many of its facings as fit (two at
+    most); where a gap was seen, the stretch is empty."""
     catalog = {
         "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),
         "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),
@@ -195,6 +195,10 @@ def test_a_stretch_between_boxes_of_one_sku_hides_its_facings() -> None:
     empty = _boxed(shelf)
     empty.gaps = [Gap(1, (21, 100, 60, 180))]
     assert kinds(check_compliance(empty, planned, catalog)) == {("facings_short", 1, 1, "A", "A")}
+    # Four facings' worth that nothing explains is more than touching packs: two are taken.
+    wide = [("A", 0, 20), ("A", 101, 121), ("B", 130, 190), ("B", 190, 250), ("B", 250, 310)]
+    report = check_compliance(_boxed(wide), plan([("A", 6), ("B", 3)]), catalog)
+    assert [(f.type, f.observed_facings) for f in report.findings] == [("facings_short", 4)]
 
 
 def test_overlapping_boxes_count_the_overlap_once() -> None:
