@@ -32,6 +32,21 @@ def test_findings_with_default_backend(hundred: RenderedScore) -> None:
     assert hundred.findings.recall >= 0.95, hundred.findings
 
 
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> RenderedScore:
+    out = tmp_path_factory.mktemp("varied")
+    render_dataset(out, SynthConfig(photos=40, seed=9402, variety=True), progress=False)
+    return score_rendered(out, get_segmenter("opencv"))
+
+
+def test_findings_on_another_renderers_habits(varied: RenderedScore) -> None:
+    """Varied renders (packed and spread facings, 3-19 cm packs, shared colours) of a seed
+    never looked at: a floor under today's figures (precision 0.64, recall 0.92 on these 40;
+    the code before the pack rules of realogram.py had 0.41), not the 0.95 target."""
+    assert varied.findings.precision >= 0.55, varied.findings
+    assert varied.findings.recall >= 0.85, varied.findings
+
+
 def test_unknown_fixture_and_missing_references_warn(
     cli: CliRunner, rendered: Path, tmp_path: Path
 ) -> None:

@@ -187,6 +187,27 @@ def test_database_restart_mid_run(
     _no_duplicates(pg_url)
 
 
+def test_a_worker_started_before_its_database_waits_for_it(
+    pg_url: str, postgres: PostgresServer, photo_pool: list[Path], tmp_path: Path
+) -> None:
+    """Containers start together: a worker whose database is not up yet waits for it (the
+    schema check and its registration), then works the queue."""
+    storage = tmp_path / "photos"
+    _setup(pg_url, storage, photo_pool[:20])
+    env = _env(pg_url, storage, tmp_path)
+    postgres.stop("fast")
+    try:
+        worker = _worker(env)
+        time.sleep(6)
+        assert worker.poll() is None, worker.stderr.read()[-2000:] if worker.stderr else ""
+    finally:
+        postgres.resume()
+    assert worker.wait(timeout=300) == 0, worker.stderr.read()[-2000:] if worker.stderr else ""
+    assert "database unavailable" in (worker.stderr.read() if worker.stderr else "")
+    with session_factory(pg_url)() as s:
+        assert s.scalar(select(func.count()).where(Photo.status == "done")) == 20
+
+
 def test_watch_folder_ingests_each_file_once(
     pg_url: str, photo_pool: list[Path], tmp_path: Path
 ) -> None:

@@ -494,3 +494,33 @@ def test_model_dir_setting_is_used(cli, home: Path, tmp_path: Path, monkeypatch)
     r = cli.invoke(app, ["analyze", str(photo)])
     clear_cache()
     assert r.exit_code == 1 and str(broken) in r.output and "Traceback" not in r.output
+
+
+def test_waiting_for_the_database_retries_with_backoff_then_gives_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unreachable database is waited out (1 s, doubling), and given up on only when a
+    limit was set: then the last error is raised."""
+    from sqlalchemy.exc import OperationalError
+
+    from shelfwatch.services import worker
+
+    waits: list[float] = []
+    monkeypatch.setattr(worker.time, "sleep", waits.append)
+    calls = iter([False, False, False, True])
+
+    def connect() -> str:
+        if not next(calls):
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("down"))
+        return "up"
+
+    assert worker.wait_for_database(connect, "a test") == "up"
+    assert waits == [1.0, 2.0, 4.0]
+
+    def never() -> str:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("down"))
+
+    clock = iter(range(0, 1000, 10))  # ten seconds pass per call of the clock
+    monkeypatch.setattr(worker.time, "monotonic", lambda: float(next(clock)))
+    with pytest.raises(OperationalError):
+        worker.wait_for_database(never, "a test", give_up_s=25)

@@ -85,6 +85,9 @@ def ingest_cmd(
         raise fail("no photo found in what was given")
 
 
+STARTUP_WAIT_S = 120.0  # how long a starting worker waits for its database
+
+
 @friendly_errors
 def worker_cmd(
     until_empty: bool = typer.Option(False, "--until-empty", help="Stop when the queue is empty."),
@@ -95,9 +98,19 @@ def worker_cmd(
     import logging
     import multiprocessing as mp
 
+    from shelfwatch.services.worker import DB_ERRORS, wait_for_database
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     s = settings()
-    factory = database(pre_ping=False)
+    # A worker may start before its database does (a restart, containers starting together).
+    try:
+        factory = wait_for_database(
+            lambda: database(pre_ping=False), "the schema check", give_up_s=STARTUP_WAIT_S
+        )
+    except DB_ERRORS as exc:
+        raise fail(
+            f"database unreachable for {STARTUP_WAIT_S:.0f} s: {str(exc).splitlines()[0]}"
+        ) from exc
     if processes > 1 and s.resolved_database_url.startswith("sqlite"):
         raise fail("SQLite supports one worker process; use PostgreSQL for --processes > 1")
     name = backend or s.backend

@@ -17,7 +17,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -43,6 +45,7 @@ from shelfwatch.vision.registry import get_segmenter, model_version
 from shelfwatch.vision.video import Frame
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 WORKER_THREADS = int(os.environ.get("SHELFWATCH_WORKER_THREADS", "1"))
 LEASE = dt.timedelta(minutes=5)  # renewed every third of itself while a photo is worked on
 BACKOFF_BASE_S = 30.0
@@ -52,6 +55,28 @@ DEAD_AFTER = dt.timedelta(seconds=15)  # three missed heartbeats: its photos are
 FORGET_AFTER = dt.timedelta(days=1)  # a dead worker's row is dropped after this
 CATALOG_TTL_S = 30.0  # a catalog import reaches running workers within this
 DB_ERRORS = (OperationalError, DBAPIError)
+DB_WAIT_MAX_S = 30.0  # waits for an unreachable database double up to this
+
+
+def wait_for_database(action: Callable[[], T], what: str, give_up_s: float | None = None) -> T:
+    """``action`` retried while the database is unreachable (a restart, a container that
+    starts after the worker), waiting 1 s, then twice as long each time up to 30 s; after
+    ``give_up_s`` (``None``: never) the last error is raised."""
+    started, wait = time.monotonic(), 1.0
+    while True:
+        try:
+            return action()
+        except DB_ERRORS as exc:
+            if give_up_s is not None and time.monotonic() - started + wait > give_up_s:
+                raise
+            log.warning(
+                "database unavailable for %s (%s); retrying in %.0fs",
+                what,
+                type(exc).__name__,
+                wait,
+            )
+            time.sleep(wait)
+            wait = min(DB_WAIT_MAX_S, wait * 2)
 
 
 def worker_id() -> str:
@@ -156,6 +181,11 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        wait_for_database(self._register, "registering the worker")
+        self._thread.start()
+        return self
+
+    def _register(self) -> None:
         now = _now()
         host, _, pid = self.me.rpartition(":")
         with self.factory.begin() as session:
@@ -176,8 +206,6 @@ class Heartbeat:
                     done=0,
                 )
             )
-        self._thread.start()
-        return self
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
@@ -479,7 +507,7 @@ class Worker:
                         db_wait,
                     )
                     time.sleep(db_wait)
-                    db_wait = min(30.0, db_wait * 2)
+                    db_wait = min(DB_WAIT_MAX_S, db_wait * 2)
                     continue
                 done, failed = done + stored, failed + len(photo_ids) - stored
                 heartbeat.done = done
