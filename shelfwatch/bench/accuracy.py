@@ -37,6 +37,7 @@ from shelfwatch.vision.evaluation import (
     greedy_match,
     interval_iou,
     iou_matrix,
+    points_in_box,
     shelf_recall,
 )
 
@@ -228,7 +229,7 @@ def score_real_products(
         scene = segmenter.segment(image)
         ms = (time.perf_counter() - start) * 1000
         region = regions.get(name, (0, 0, image.shape[1], image.shape[0]))
-        pred = scene.products.xyxy[_inside(scene.products.centers, region)]
+        pred = scene.products.xyxy[points_in_box(scene.products.centers, region)]
         tp = greedy_match(pred, truth)
         rows.append(
             {
@@ -348,13 +349,6 @@ def shelf_matches(shelves: list[Shelf], boxes: list[tuple[float, ...]]) -> dict[
     return out
 
 
-def _inside(centres: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
-    """Which (N, 2) centres lie in the box (x1, y1, x2, y2), edges included."""
-    x1, y1, x2, y2 = box
-    c = centres.reshape(-1, 2)
-    return (c[:, 0] >= x1) & (c[:, 0] <= x2) & (c[:, 1] >= y1) & (c[:, 1] <= y2)
-
-
 def score_real_counts(folder: Path, segmenter: Segmenter) -> list[dict[str, Any]]:
     """Per annotated shelf of ``counts.csv``: a person's product count and the products
     detected whose centre lies in the shelf's box (as the shared README says to score)."""
@@ -374,7 +368,7 @@ def score_real_counts(folder: Path, segmenter: Segmenter) -> list[dict[str, Any]
                     "image": name,
                     "shelf": int(row["shelf"]),
                     "products": int(row["products"]),
-                    "detected": int(_inside(centres, box).sum()),
+                    "detected": int(points_in_box(centres, box).sum()),
                 }
             )
     return rows

@@ -153,11 +153,10 @@ def runs(facings: list[ObservedFacing]) -> list[Run]:
         else:
             out.append(Run(f.sku, f.facings, f.bbox))
             split = False
-        whole = f.facings == 1
-        if split and pack is not None:
+        if split and pack is not None:  # the piece widens its pack
             pack = (pack[0], max(pack[1], f.bbox[2]))
-        else:
-            pack = (f.bbox[0], f.bbox[2]) if whole else None
+        else:  # a pack of its own (none to add pieces to after a box of several)
+            pack = (f.bbox[0], f.bbox[2]) if f.facings == 1 else None
     return out
 
 

@@ -45,6 +45,13 @@ def greedy_match(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) ->
     return tp
 
 
+def points_in_box(points: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """Which (N, 2) points lie in the box (x1, y1, x2, y2), edges included."""
+    x1, y1, x2, y2 = box
+    p = points.reshape(-1, 2)
+    return (p[:, 0] >= x1) & (p[:, 0] <= x2) & (p[:, 1] >= y1) & (p[:, 1] <= y2)
+
+
 def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
     union = max(a[1], b[1]) - min(a[0], b[0])

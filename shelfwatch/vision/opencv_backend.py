@@ -15,7 +15,7 @@ import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.detector import infer
-from shelfwatch.vision.evaluation import interval_iou
+from shelfwatch.vision.evaluation import interval_iou, points_in_box
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
 from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked_range
 from shelfwatch.vision.quality import photo_quality
@@ -30,6 +30,9 @@ from shelfwatch.vision.shelves import (
 )
 
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
+# A bare stretch is at least this share of its shelf's median product width (loose boxes
+# inflate the median).
+BARE_MIN_WIDTH = 0.75
 
 
 class StageClock(dict[str, float]):
@@ -573,22 +576,16 @@ def _bare_stretches(
             reach = max(reach, int(x2))
         stretches += [(reach, max(e.x2 for e in own))] if own else []
         for left, right in stretches:
-            if right - left < 0.75 * width or _gap_over(gaps, int(number), left, right):
+            if right - left < BARE_MIN_WIDTH * width or _gap_over(gaps, int(number), left, right):
                 continue
             found = _shelf_above(int(number), (left + right) / 2, zones)
             if found is not None:
                 zone, above = found
                 top = zone.top if above is None else above
                 stretch = (left, top, right, zone.edge.y_top)
-                if _holds_any(centres, stretch) and fixture.bare(stretch, back):
+                if points_in_box(centres, stretch).any() and fixture.bare(stretch, back):
                     out.append(Gap(int(number), stretch))
     return out
-
-
-def _holds_any(points: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    x1, y1, x2, y2 = box
-    x, y = points[:, 0], points[:, 1]
-    return bool(((x >= x1) & (x <= x2) & (y >= y1) & (y <= y2)).any())
 
 
 def _gap_over(gaps: list[Gap], shelf: int, x1: int, x2: int) -> bool:
