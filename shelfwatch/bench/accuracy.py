@@ -250,6 +250,70 @@ def score_real_products(
     return rows
 
 
+def score_supermarket_products(
+    shared: Path, segmenter: Segmenter, part: str
+) -> list[dict[str, Any]]:
+    """Per photo of ShelfWatch's own product boxes on ``real-shelves-more`` (``part`` as in
+    ``labels.shared.supermarket_products``): precision and recall at IoU 0.5 of the
+    detections whose centre lies outside the unlabeled (crowd) parts, and per shelf box of
+    its ``shelves.csv`` that holds labeled products, the labeled and detected products whose
+    centre lies in it (the counting rule of ``real-shelves/counts.csv``)."""
+    from shelfwatch.labels.shared import supermarket_products
+
+    folder = shared / "real-shelves-more"
+    shelves = read_boxes(folder / "shelves.csv")
+    rows = []
+    for file, labeled in supermarket_products(shared, part):
+        truth = _boxes_of(labeled.objects, crowd=False)
+        crowd = _boxes_of(labeled.objects, crowd=True)
+        found = segmenter.segment(load_image(file)).products
+        unlabeled = np.zeros(len(found.xyxy), bool)
+        for box in crowd:
+            unlabeled |= points_in_box(found.centers, tuple(box))
+        pred, centres = found.xyxy[~unlabeled].astype(float), found.centers[~unlabeled]
+        truth_centres = (truth[:, :2] + truth[:, 2:]) / 2
+        counts = [
+            (int(points_in_box(truth_centres, box).sum()), int(points_in_box(centres, box).sum()))
+            for box in shelves.get(labeled.file_name, [])
+        ]
+        rows.append(
+            {
+                "set": "real-shelves-more-products",
+                "image": labeled.file_name,
+                "part": part,
+                "truth": len(truth),
+                "detected": len(pred),
+                "tp": greedy_match(pred, truth),
+                "shelves": [{"products": t, "detected": d} for t, d in counts if t > 0],
+            }
+        )
+    return rows
+
+
+def _boxes_of(objects: list, crowd: bool) -> np.ndarray:
+    boxes = [o.bbox for o in objects if bool(o.iscrowd) == crowd]
+    return np.array(boxes, dtype=float).reshape(-1, 4)
+
+
+def summarise_supermarket_products(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
+    tally = Tally()
+    for r in rows:
+        tally.add(r["tp"], r["detected"], r["truth"])
+    shelves = [s for r in rows for s in r["shelves"]]
+    errors = [abs(s["detected"] - s["products"]) / s["products"] for s in shelves]
+    return {
+        "set": "real-shelves-more-products",
+        "part": label,
+        "photos": len(rows),
+        "precision": round(tally.precision, 4),
+        "recall": round(tally.recall, 4),
+        "shelves": len(shelves),
+        "count_mape_shelf": round(100 * float(np.mean(errors)), 2) if errors else None,
+        "products": sum(s["products"] for s in shelves),
+        "detected": sum(s["detected"] for s in shelves),
+    }
+
+
 def summarise_products(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
     tally = Tally()
     errors = []

@@ -19,7 +19,8 @@ from shelfwatch.labels.coco import GAP, PRODUCT, LabeledImage, LabeledObject, re
 SUPERMARKET_LABELS = Path(__file__).resolve().parents[1] / "_data" / "labels"
 if not SUPERMARKET_LABELS.is_dir():  # a checkout rather than an installed wheel
     SUPERMARKET_LABELS = Path(__file__).resolve().parents[2] / "data" / "labels"
-SUPERMARKET_FILE = "real-shelves-more-products.json"
+SUPERMARKET_FILE = "real-shelves-more-products.json"  # the first batch: all trained on
+SUPERMARKET_BATCH2 = "real-shelves-more-products-batch2.json"  # never trained on
 
 
 def read_boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
@@ -81,8 +82,18 @@ def real_products(folder: Path, cameras: tuple[str, ...]) -> list[LabeledImage]:
     return images
 
 
-def supermarket_products(shared: Path) -> list[tuple[Path, LabeledImage]]:
-    """ShelfWatch's own product boxes on ``real-shelves-more`` photos."""
-    coco = read_coco(SUPERMARKET_LABELS / SUPERMARKET_FILE)
+def supermarket_products(shared: Path, part: str = "train") -> list[tuple[Path, LabeledImage]]:
+    """ShelfWatch's own product boxes on ``real-shelves-more`` photos of one part: ``train``
+    (the first batch, which the shipped weights learned from), ``held-out`` (the second
+    batch: never trained or tuned on) or ``all``."""
     folder = shared / "real-shelves-more" / "images"
-    return [(folder / im.file_name, im) for im in coco.images]
+    files = {
+        "train": (SUPERMARKET_FILE,),
+        "held-out": (SUPERMARKET_BATCH2,),
+        "all": (SUPERMARKET_FILE, SUPERMARKET_BATCH2),
+    }[part]
+    return [
+        (folder / im.file_name, im)
+        for file in files
+        for im in read_coco(SUPERMARKET_LABELS / file).images
+    ]
