@@ -25,7 +25,7 @@ from shelfwatch.pipeline import FixtureContext, finish
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.evaluation import iou_matrix
 from shelfwatch.vision.fuse import Seen, confirmed, distinct, track, whole_views
-from shelfwatch.vision.layout import assign_shelves, join_gaps, keep_shelves
+from shelfwatch.vision.layout import assign_shelves, edge_drop, join_gaps, keep_shelves
 from shelfwatch.vision.models.heatmaps import instances_at
 from shelfwatch.vision.opencv_backend import detect_shelves
 from shelfwatch.vision.stitch import Fixture, footprint, level, mosaic, register, to_fixture
@@ -276,6 +276,14 @@ def _fused_gaps(
     product."""
     parts = [Products(xyxy=np.array([g.bbox for g in s.gaps]).reshape(-1, 4)) for s in scenes]
     views = _views(fixture, frames, parts)
+    # A bay's columns: its shelves' edges as far as any of them was found (on a stitched
+    # fixture one edge is often found only in part, broken by overhanging packs or seams,
+    # and an empty stretch at its end is still on the shelf).
+    bays: dict[int, tuple[int, int]] = {}
+    for s in shelves:
+        if s.x2 > s.x1:
+            lo, hi = bays.get(s.bay, (s.x1, s.x2))
+            bays[s.bay] = (min(lo, s.x1), max(hi, s.x2))
     out = []
     for t in confirmed(track(views, GAP_IOU), views):
         box = t.box
@@ -283,7 +291,12 @@ def _fused_gaps(
         if covered.size and covered.max() > 0.3:
             continue  # a product found from another frame: not empty
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        on = [s for s in shelves if s.y1 <= cy <= s.y2 and (s.x2 <= s.x1 or s.x1 <= cx <= s.x2)]
+        on = [
+            s
+            for s in shelves
+            if s.y1 <= cy - edge_drop(s, np.array([cx]))[0] <= s.y2
+            and (s.bay not in bays or bays[s.bay][0] <= cx <= bays[s.bay][1])
+        ]
         if on:  # empty space off every shelf (a side panel, the floor) is no gap
             out.append(Gap(on[0].index, tuple(int(round(v)) for v in box)))  # type: ignore[arg-type]
     # Frames see one stretch to different lengths (cut by their borders), so its tracks

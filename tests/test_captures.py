@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -248,6 +249,30 @@ def test_registration_parts_do_not_depend_on_walk_direction(
         len(w.scene.products) > len(p.scene.products)
         for w, p in zip(whole[1:], parts[1:], strict=True)
     )
+
+
+def test_a_render_is_the_same_video_every_time(tmp_path: Path) -> None:
+    """Exact truth needs the exact video: encoded twice, the frames decode the same."""
+    decoded = []
+    for run in ("a", "b"):
+        render_capture(tmp_path / run, 41, "video", frames=12)
+        decoded.append(np.stack([f.image for f in read_video(tmp_path / run / "capture.mp4")]))
+    assert decoded[0].shape[0] == 12 and np.array_equal(decoded[0], decoded[1])
+
+
+def test_each_pair_of_frames_is_linked_the_same_either_way(pan: Path) -> None:
+    """The walk and its reverse estimate one homography per pair (and its inverse), not two
+    fits a hair apart that a plausibility bound could tell apart."""
+    from shelfwatch.vision import stitch
+
+    images = [f.image for f in load_frames([pan / "capture.mp4"])][:3]
+    orb = cv2.ORB_create(nfeatures=3000)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    a, b = (stitch._features(image, orb) for image in images[:2])
+    there, inliers = stitch._link(a, b, matcher)
+    back, inliers_back = stitch._link(b, a, matcher)
+    assert there is not None and back is not None and inliers == inliers_back >= 100
+    assert np.allclose(there @ back, np.eye(3), atol=1e-9)
 
 
 def _seen(frame: int, boxes: list[list[float]]) -> Seen:

@@ -385,3 +385,30 @@ def test_bands_above_and_below_the_stocked_shelves_are_no_shelves() -> None:
         (1, 100, 1), (2, 200, 1), (3, 300, 1), (4, 400, 1), (5, 0, 2)
     ]  # fmt: skip
     assert products.shelf.tolist() == [1, 4, 5] and gaps[0].shelf == 3
+
+
+def test_a_sloping_shelf_keeps_the_products_at_its_low_end() -> None:
+    """A shelf seen 0.75 deg off level across a long stitched bay: its band follows its
+    edge, so a product standing at the low end belongs to it, not to the band below."""
+    from shelfwatch.core.scene import Products, Shelf
+    from shelfwatch.vision.layout import assign_shelves
+
+    # Edges fall 23 px from right to left over 1,755 px (as on a rendered walk's mosaic).
+    upper = Shelf(1, 576, 730, 54, 1809, 726, (56, 738, 1811, 715), 1)
+    lower = Shelf(2, 730, 863, 17, 1866, 837, (18, 849, 1867, 825), 1)
+    products = Products(
+        xyxy=np.array(
+            [
+                [100, 650, 140, 741],  # left, low end: the bottom below the upper band's level
+                [1700, 630, 1740, 718],  # right, high end
+                [100, 760, 140, 848],  # on the lower shelf at its low end
+            ]
+        )
+    )
+    assert assign_shelves(products, [upper, lower]).shelf.tolist() == [1, 1, 2]
+    # Level edges at the bands' heights: the band's bounds alone decide, as before.
+    flat = [
+        Shelf(1, 576, 730, 54, 1809, 726, (56, 726, 1811, 726), 1),
+        Shelf(2, 730, 863, 17, 1866, 837, (18, 837, 1867, 837), 1),
+    ]
+    assert assign_shelves(products, flat).shelf.tolist()[0] == 2

@@ -121,7 +121,10 @@ class _VideoWriter:
         self.stream = self.container.add_stream("libx264", rate=fps)
         self.stream.width, self.stream.height = FRAME_W, FRAME_H
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": "23", "preset": "veryfast"}
+        # x264's own C code, not its assembly: on a Xeon with AVX-512 the same frames gave a
+        # slightly different stream from run to run (a different count now and then), and
+        # a render with exact truth must be the same video on every machine.
+        self.stream.options = {"crf": "23", "preset": "veryfast", "x264-params": "no-asm=1"}
 
     def add(self, bgr: np.ndarray) -> None:
         import av

@@ -10,15 +10,31 @@ from shelfwatch.core.scene import Gap, Products, Shelf
 
 
 def assign_shelves(products: Products, shelves: list[Shelf]) -> Products:
-    """Set each product's shelf: the band holding the bottom-centre of its box (0 if none)."""
+    """Set each product's shelf: the band holding the bottom-centre of its box (0 if none).
+
+    A band slopes with its shelf edge: on a shelf seen at a slight angle (a stitched walk
+    is levelled only to within a few tenths of a degree, about 10 px across a long bay) a
+    product near one end stands below or above the band's level at its centre."""
     if not shelves or len(products) == 0:
         return products
-    bottoms = products.xyxy[:, 3] - 0.1 * (products.xyxy[:, 3] - products.xyxy[:, 1])
+    xyxy = products.xyxy.astype(np.float64)
+    bottoms = xyxy[:, 3] - 0.1 * (xyxy[:, 3] - xyxy[:, 1])
+    centres = (xyxy[:, 0] + xyxy[:, 2]) / 2
     out = np.zeros(len(products), dtype=np.int32)
     for s in shelves:
-        inside = (bottoms >= s.y1) & (bottoms <= s.y2)
+        level = bottoms - edge_drop(s, centres)
+        inside = (level >= s.y1) & (level <= s.y2)
         out[inside & (out == 0)] = s.index
     return products.on_shelves(out)
+
+
+def edge_drop(shelf: Shelf, x: np.ndarray) -> np.ndarray:
+    """How far below its height at the band's centre (``edge_y``) the shelf edge runs at
+    columns ``x``; zero for a level or unknown edge."""
+    if shelf.edge is None or shelf.edge_y is None or shelf.edge[2] == shelf.edge[0]:
+        return np.zeros(len(x))
+    x1, y1, x2, y2 = shelf.edge
+    return y1 + (y2 - y1) * (x - x1) / (x2 - x1) - shelf.edge_y
 
 
 def gaps_between(products: Products, shelves: list[Shelf], min_ratio: float = 0.55) -> list[Gap]:

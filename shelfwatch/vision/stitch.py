@@ -10,6 +10,7 @@ cannot bend the rest; frames that match nothing start a new fixture.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -43,17 +44,32 @@ class Fixture:
     linked_to: int = -1
 
 
-def _features(image: np.ndarray, orb: cv2.ORB) -> tuple[list, np.ndarray | None, float]:
+def _features(image: np.ndarray, orb: cv2.ORB) -> tuple[list, np.ndarray | None, float, bytes]:
+    """ORB keypoints and descriptors of a frame, their scale, and a digest of the frame's
+    pixels that orders any two frames the same way whichever way the walk went."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     scale = min(1.0, MATCH_SIDE / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     keypoints, descriptors = orb.detectAndCompute(small, None)
-    return keypoints, descriptors, scale
+    digest = hashlib.blake2b(np.ascontiguousarray(small).tobytes(), digest_size=16).digest()
+    return keypoints, descriptors, scale, digest
 
 
 def _link(a: tuple, b: tuple, matcher: cv2.BFMatcher) -> tuple[np.ndarray | None, int]:
-    """The homography taking frame b's pixels onto frame a's, and its RANSAC inliers."""
-    (ka, da, sa), (kb, db, sb) = a, b
+    """The homography taking frame b's pixels onto frame a's, and its RANSAC inliers.
+
+    Matching and RANSAC are not symmetric (b's features query a's; the fit minimises the
+    error in a's pixels), so each pair is estimated in the order of its frames' digests and
+    inverted where needed: a walk and the same walk reversed see exactly the same links, not
+    two estimates a hair apart on either side of a threshold."""
+    if a[3] > b[3]:
+        matrix, count = _estimate(b, a, matcher)
+        return (np.linalg.inv(matrix) if matrix is not None else None), count
+    return _estimate(a, b, matcher)
+
+
+def _estimate(a: tuple, b: tuple, matcher: cv2.BFMatcher) -> tuple[np.ndarray | None, int]:
+    (ka, da, sa, _), (kb, db, sb, _) = a, b
     if da is None or db is None or len(ka) < 8 or len(kb) < 8:
         return None, 0
     pairs = matcher.knnMatch(db, da, k=2)
