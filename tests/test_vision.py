@@ -412,3 +412,18 @@ def test_a_sloping_shelf_keeps_the_products_at_its_low_end() -> None:
         Shelf(2, 730, 863, 17, 1866, 837, (18, 837, 1867, 837), 1),
     ]
     assert assign_shelves(products, flat).shelf.tolist()[0] == 2
+
+
+def test_products_go_to_the_shelf_of_their_own_bay() -> None:
+    """Two bays side by side, their shelves at other heights (the bands overlap in height):
+    each product goes to the band over its own columns, one past every band's columns to
+    the nearest."""
+    from shelfwatch.core.scene import Products, Shelf
+    from shelfwatch.vision.layout import assign_shelves
+
+    left = Shelf(1, 100, 280, 50, 820, 273, (50, 273, 820, 273), 1)
+    right = Shelf(2, 75, 250, 990, 1730, 244, (990, 244, 1730, 244), 2)
+    products = Products(
+        xyxy=np.array([[100, 150, 160, 245], [1100, 140, 1160, 245], [1800, 140, 1850, 245]])
+    )
+    assert assign_shelves(products, [left, right]).shelf.tolist() == [1, 2, 2]

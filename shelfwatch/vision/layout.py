@@ -10,7 +10,9 @@ from shelfwatch.core.scene import Gap, Products, Shelf
 
 
 def assign_shelves(products: Products, shelves: list[Shelf]) -> Products:
-    """Set each product's shelf: the band holding the bottom-centre of its box (0 if none).
+    """Set each product's shelf: the band holding the bottom-centre of its box (0 if none);
+    of bands side by side (bays whose shelves sit at other heights), the one whose columns
+    hold the box's centre, else the nearest.
 
     A band slopes with its shelf edge: on a shelf seen at a slight angle (a stitched walk
     is levelled only to within a few tenths of a degree, about 10 px across a long bay) a
@@ -21,10 +23,17 @@ def assign_shelves(products: Products, shelves: list[Shelf]) -> Products:
     bottoms = xyxy[:, 3] - 0.1 * (xyxy[:, 3] - xyxy[:, 1])
     centres = (xyxy[:, 0] + xyxy[:, 2]) / 2
     out = np.zeros(len(products), dtype=np.int32)
+    nearest = np.full(len(products), np.inf)  # how far outside the chosen band's columns
     for s in shelves:
         level = bottoms - edge_drop(s, centres)
         inside = (level >= s.y1) & (level <= s.y2)
-        out[inside & (out == 0)] = s.index
+        off = (
+            np.maximum(np.maximum(s.x1 - centres, centres - s.x2), 0)
+            if s.x2 > s.x1
+            else np.zeros(len(products))
+        )
+        better = inside & (off < nearest)
+        out[better], nearest[better] = s.index, off[better]
     return products.on_shelves(out)
 
 
