@@ -28,7 +28,15 @@ from shelfwatch.vision.fuse import Seen, confirmed, distinct, track, whole_views
 from shelfwatch.vision.layout import assign_shelves, edge_drop, join_gaps, keep_shelves
 from shelfwatch.vision.models.heatmaps import instances_at
 from shelfwatch.vision.opencv_backend import detect_shelves
-from shelfwatch.vision.stitch import Fixture, footprint, level, mosaic, register, to_fixture
+from shelfwatch.vision.stitch import (
+    Fixture,
+    edge_slopes,
+    footprint,
+    level,
+    mosaic,
+    register,
+    to_fixture,
+)
 from shelfwatch.vision.video import Frame, choose_frames, is_video, read_video
 
 GAP_IOU = 0.3  # the same empty space seen from two frames
@@ -189,11 +197,9 @@ def _fuse(
     overlap, the products the parts before counted, as boxes in this part's first frame; a
     product that lies on one of them was counted there and is left out here."""
     images = [f.image for f in frames]
-    stitched, shelves = mosaic(fixture, images), []
     if len(frames) > 1:  # level the chain: the shelf edges run straight across a fixture
-        shelves = detect_shelves(stitched)
-        if level(fixture, images, shelves):
-            stitched, shelves = mosaic(fixture, images), []
+        level(fixture, images, edge_slopes(fixture, images, [s.shelves for s in scenes]))
+    stitched = mosaic(fixture, images)
     height, width = stitched.shape[:2]
     views = _views(fixture, frames, [s.products for s in scenes])
     tracks = confirmed(track(views), views)
@@ -234,7 +240,7 @@ def _fuse(
         masks=masks if with_masks else None,
         track=np.arange(len(boxes)),
     )
-    shelves = shelves or detect_shelves(stitched)
+    shelves = detect_shelves(stitched)
     products = assign_shelves(products, shelves)
     gaps = _fused_gaps(fixture, frames, scenes, products, shelves)
     shelves, products, gaps = _stocked(shelves, products, gaps)

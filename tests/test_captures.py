@@ -275,6 +275,31 @@ def test_each_pair_of_frames_is_linked_the_same_either_way(pan: Path) -> None:
     assert np.allclose(there @ back, np.eye(3), atol=1e-9)
 
 
+def test_the_fixture_is_levelled_by_the_edges_its_frames_found() -> None:
+    """Each frame's shelf edges, carried into the fixture plane, give its slope (a frame
+    turned 1 deg there, a level edge in it slopes 1 deg); turning by their median levels
+    them; a plane within 0.3 deg of level is left alone."""
+    from shelfwatch.core.scene import Shelf
+    from shelfwatch.vision import stitch
+
+    images = [np.zeros((800, 960, 3), np.uint8)] * 2
+    turn = np.vstack([cv2.getRotationMatrix2D((480, 400), -1.0, 1.0), [0, 0, 1]])
+    shift = np.array([[1, 0, 500], [0, 1, 0], [0, 0, 1]], np.float64)
+    fixture = stitch.Fixture(frames=[0, 1], transforms=[turn, shift @ turn], size=(1460, 800))
+    edges = [
+        [Shelf(1, 100, 300, 0, 960, 290, (10, 290, 950, 290))],
+        [
+            Shelf(1, 100, 300, 0, 960, 290, (10, 290, 950, 290)),
+            Shelf(2, 300, 500, 0, 960, 490, (400, 490, 600, 490)),  # too short to judge by
+        ],
+    ]
+    slopes = stitch.edge_slopes(fixture, images, edges)
+    assert np.allclose(slopes, [1.0, 1.0], atol=1e-3)
+    assert stitch.level(fixture, images, slopes)
+    assert np.allclose(stitch.edge_slopes(fixture, images, edges), [0.0, 0.0], atol=1e-3)
+    assert not stitch.level(fixture, images, [0.2, 0.25])
+
+
 def _seen(frame: int, boxes: list[list[float]]) -> Seen:
     b = np.array(boxes, dtype=np.float64).reshape(-1, 4)
     outline = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=np.float64)

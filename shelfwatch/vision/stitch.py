@@ -195,14 +195,10 @@ def _place(fixture: Fixture, images: list[np.ndarray]) -> None:
     fixture.size = (int(x1 - x0), int(y1 - y0))
 
 
-def level(fixture: Fixture, images: list[np.ndarray], shelves: list) -> bool:
+def level(fixture: Fixture, images: list[np.ndarray], slopes: list[float]) -> bool:
     """Turn the fixture plane so its shelf edges run level (the chain's roll drift, and the
-    first frame's own roll); True when it turned."""
-    slopes = [
-        np.degrees(np.arctan2(s.edge[3] - s.edge[1], s.edge[2] - s.edge[0]))
-        for s in shelves
-        if s.edge is not None and s.edge[2] - s.edge[0] > fixture.size[0] / 3
-    ]
+    middle frame's own roll); ``slopes``: the shelf edges' angles in the fixture plane
+    (degrees). True when it turned."""
     if not slopes or abs(float(np.median(slopes))) < LEVEL_DEG:
         return False
     w, h = fixture.size
@@ -211,6 +207,22 @@ def level(fixture: Fixture, images: list[np.ndarray], shelves: list) -> bool:
     fixture.transforms = [turn @ t for t in fixture.transforms]
     _place(fixture, images)
     return True
+
+
+def edge_slopes(fixture: Fixture, images: list[np.ndarray], shelves: list[list]) -> list[float]:
+    """The angles (degrees) in the fixture plane of the shelf edges each frame found
+    (``shelves[i]``: frame i's shelves), those crossing a third of their frame or more. Read
+    frame by frame, not on the stitched picture: there the canvas's own straight borders
+    (where the frames end) outweighed shelves sloping 1 deg, and the tilt read 0."""
+    slopes = []
+    for image, t, found in zip(images, fixture.transforms, shelves, strict=True):
+        for s in found:
+            if s.edge is None or s.edge[2] - s.edge[0] < image.shape[1] / 3:
+                continue
+            ends = np.float32([[s.edge[:2]], [s.edge[2:]]])
+            (x1, y1), (x2, y2) = cv2.perspectiveTransform(ends, t).reshape(2, 2)
+            slopes.append(float(np.degrees(np.arctan2(y2 - y1, x2 - x1))))
+    return slopes
 
 
 def footprint(t: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
