@@ -38,6 +38,44 @@ def test_shipped_detector_finds_rendered_products(rendered: Path) -> None:
     assert tp / total > 0.95 and tp / predicted > 0.95
 
 
+def test_shelf_edges_are_learned_along_box_bottoms_where_every_shelf_is_boxed() -> None:
+    """The shelf-edge target is a line under each shelf box across its columns; the loss
+    counts only inside the area where every shelf is boxed (a side bay is not labeled)."""
+    from shelfwatch.vision.detector.data import STRIDE, Source, edge_targets, sample
+
+    heat, centre = edge_targets(np.array([[40, 20, 200, 100]], np.float32), 128, 256)
+    rows, cols = np.nonzero(centre[0])
+    assert set(rows) == {100 // STRIDE} and (cols.min(), cols.max()) == (10, 49)
+    assert heat[0, 100 // STRIDE + 1, 20] == pytest.approx(np.exp(-1 / (2 * 1.5**2)))
+    assert heat[0, :, 60:].max() == 0  # beyond the box's columns: no line
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (640, 640, 3), dtype=np.uint8)
+    shelves = np.array([[0, 100, 320, 300], [0, 300, 320, 500]], np.float32)
+    unlabeled = Source(image, np.array([[10, 110, 60, 290]], np.float32))
+    labeled = Source(
+        image,
+        unlabeled.boxes,
+        shelves=shelves,
+        shelf_region=np.array([[0, 100, 320, 500]], np.float32),
+    )
+    assert sample(unlabeled, np.random.default_rng(1)).valid[2].max() == 0
+    crops = [sample(labeled, np.random.default_rng(seed)) for seed in range(6)]
+    assert all((c.valid[2] <= c.valid[0]).all() for c in crops)  # products: all labeled
+    assert any(c.valid[2].sum() < c.valid[0].sum() for c in crops)  # not the right half
+    assert any(c.valid[2].max() == 1 for c in crops)
+    assert all(len(c.shelves) <= 2 for c in crops) and any(len(c.shelves) for c in crops)
+
+
+def test_without_the_shelf_edge_net_the_detector_still_runs(tmp_path: Path) -> None:
+    """Weights trained on labels alone have no shelf-edge net beside them: the detector runs
+    and leaves the shelves to the photo's own lines."""
+    (tmp_path / "facings.onnx").write_bytes(SHIPPED.read_bytes())
+    photo = np.full((480, 640, 3), 128, np.uint8)
+    assert detect(photo, tmp_path / "facings.onnx").shelf_edges is None
+    shipped = detect(photo)
+    assert shipped.shelf_edges is not None and shipped.shelf_edges.shape == (480, 640)
+
+
 def _recall(model: Path, photos: list[tuple[Path, object]], threshold: float) -> float:
     tp = total = 0
     for file, image in photos:
@@ -119,16 +157,20 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     shared_dir: Path, tmp_path: Path, home: Path
 ) -> None:
     """The README's command line for the shipped weights, cut to two steps: it reads every
-    set it names, and its model has the void head the backend's gap stage uses."""
+    set it names, and its model has the void head the backend's gap stage uses and the
+    shelf-edge net its shelves stage uses."""
     out = tmp_path / "model"
     result = _run(
         "train", "--backend", "default", "--shared", shared_dir, "--out", out,
         "--epochs", 1, "--steps-per-epoch", 2, "--batch-size", 2, "--renders", 0,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    found = detect(
-        load_image(next((shared_dir / "real-gaps" / "images").iterdir())), out / "facings.onnx"
-    )
+    image = load_image(next((shared_dir / "real-shelves" / "images").iterdir()))
+    found = detect(image, out / "facings.onnx")
     assert found.voids is not None and found.void_scores is not None
+    # ... and the shelf-edge net beside it, one score per pixel of the photo.
+    assert (out / "shelf_edges.onnx").is_file() and (out / "shelf-edges").is_dir()
+    assert found.shelf_edges is not None and found.shelf_edges.shape == image.shape[:2]
+    assert json.loads((out / "training.json").read_text())["shelf_edges"]["steps"] == 2
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr

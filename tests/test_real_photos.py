@@ -31,19 +31,36 @@ def test_real_shelves_found_in_both_halves(shelf_rows: list[dict[str, Any]]) -> 
     for part in (shelf_rows[:half], shelf_rows[half:]):
         summary = accuracy.summarise_shelves(part, "part")
         assert summary["failed_photos"] == 0
-        assert summary["shelf_recall"] >= 0.90, summary
+        # The shelf-edge net trades recall for precision: 0.92 / 0.90 and 0.79 / 0.79 with
+        # it, 0.97 / 0.95 and 0.71 / 0.67 with the classical edges alone.
+        assert summary["shelf_recall"] >= 0.85, summary
         # Recall alone rewards many bands: most shelves reported in the annotated
-        # columns must be annotated ones (a lower bound: side bays of aisles count as wrong;
-        # 0.69 / 0.70 before the supermarket detector, whose product rows add bands).
-        assert summary["shelf_precision"] >= 0.55, summary
+        # columns must be annotated ones (a lower bound: side bays of aisles count as wrong).
+        assert summary["shelf_precision"] >= 0.75, summary
 
 
 def test_real_shelves_one_to_one(shelf_rows: list[dict[str, Any]]) -> None:
     """Each annotated shelf needs a band of its own; a shelf level is reported once per bay.
-    (Before shelves were joined across slices and the supermarket detector: 0.76 / 0.60.)"""
+    (Before shelves were joined across slices and the supermarket detector: 0.76 / 0.60;
+    before the shelf-edge net 0.82 / 0.69.)"""
     summary = accuracy.summarise_shelves(shelf_rows, "all")
     assert summary["shelf_recall_1to1"] >= 0.78, summary
-    assert summary["shelf_precision_1to1"] >= 0.6, summary
+    assert summary["shelf_precision_1to1"] >= 0.8, summary
+
+
+def test_more_shelves_one_to_one_on_photos_never_trained_on(shared_dir: Path) -> None:
+    """The 77 photos of real-shelves-more whose shelf boxes the shelf-edge net never saw
+    (and whose products the detector never saw). The classical finder there: 0.78 / 0.70;
+    the net trades a little recall for much precision (0.76 / 0.82)."""
+    from shelfwatch.labels.shared import supermarket_products
+
+    trained = {im.file_name for _, im in supermarket_products(shared_dir, "train")}
+    rows = accuracy.score_real_shelves(shared_dir / "real-shelves-more", get_segmenter("opencv"))
+    rows = [r for r in rows if r["image"] not in trained]
+    summary = accuracy.summarise_shelves(rows, "held-out")
+    assert summary["photos"] == 77 and summary["failed_photos"] == 0, summary
+    assert summary["shelf_recall_1to1"] >= 0.7, summary
+    assert summary["shelf_precision_1to1"] >= 0.78, summary
 
 
 def test_real_products_per_camera(shared_dir: Path) -> None:
@@ -108,6 +125,7 @@ def test_more_shelf_photos_scored_through_the_bench(cli, shared_dir: Path, tmp_p
     import json
 
     from shelfwatch.cli import app
+    from shelfwatch.labels.shared import supermarket_products
 
     source = shared_dir / "real-shelves-more"
     with (source / "shelves.csv").open() as f:
@@ -126,7 +144,12 @@ def test_more_shelf_photos_scored_through_the_bench(cli, shared_dir: Path, tmp_p
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    (summary,) = [line for line in lines if "part" in line]
+    parts = {line["part"]: line for line in lines if "part" in line}
+    assert sorted(parts) == ["all", "held-out", "train"]
+    summary = parts["all"]
     assert summary["set"] == "real-shelves-more" and summary["photos"] == 3
+    assert parts["held-out"]["photos"] + parts["train"]["photos"] == 3
+    trained = {im.file_name for _, im in supermarket_products(shared_dir, "train")}
+    assert parts["held-out"]["photos"] == sum(name not in trained for name in names)
     assert 0 < summary["shelf_recall_1to1"] <= 1 and summary["failed_photos"] == 0
     assert sorted(line["image"] for line in lines if "image" in line) == names

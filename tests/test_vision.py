@@ -181,6 +181,43 @@ def test_bays_with_shelves_at_their_own_heights() -> None:
     assert single.edges == find_shelf_edges(level)
 
 
+def test_the_detectors_shelf_edge_lines_make_the_bays_and_their_edges() -> None:
+    """Where the detector draws shelf-edge lines, bays and edges come from those lines, not
+    from the photo's own horizontal edges (here a flat grey photo with none)."""
+    from shelfwatch.vision.shelves import find_bays
+
+    lines = np.zeros((900, 1200), np.uint8)
+    for y in (150, 350, 550, 750):
+        lines[y - 3 : y + 4, 20:590] = 1
+    for y in (240, 460, 680, 860):
+        lines[y - 3 : y + 4, 610:1180] = 1
+    flat = np.full((900, 1200), 60, np.uint8)
+    assert all(not bay.edges for bay in find_bays(flat))
+    bays = find_bays(flat, lines=lines)
+    assert len(bays) == 2 and 400 <= bays[0].x2 <= 800
+    for bay, rails in zip(bays, ([150, 350, 550, 750], [240, 460, 680, 860]), strict=True):
+        assert [e.y_bottom for e in bay.edges] == pytest.approx(rails, abs=3)
+
+
+def test_learned_edges_take_the_photos_own_strips() -> None:
+    """The shelf-edge net says which shelves there are; the photo's own edge strip on its
+    line says where exactly; a strip across the whole bay that the net missed stays, a
+    partial one it did not see goes."""
+    from shelfwatch.vision.shelves import ShelfEdge, snap_edges
+
+    learned = [
+        ShelfEdge(103, 103, 0, 900, 0.5),  # on a strip of the photo
+        ShelfEdge(300, 300, 0, 900, 0.8),  # on none, across most of the bay
+        ShelfEdge(400, 400, 0, 900, 0.5),  # on none, across half of it
+    ]
+    own = [
+        ShelfEdge(98, 108, 0, 1000, 0.5),  # under the first learned line
+        ShelfEdge(500, 510, 0, 1000, 0.95),  # a clean full-width edge the net missed
+        ShelfEdge(700, 705, 0, 1000, 0.5),  # a partial line the net did not take for one
+    ]
+    assert snap_edges(learned, own, 1000) == [own[0], learned[1], own[1]]
+
+
 def test_bays_at_equal_heights_are_divided_at_their_uprights() -> None:
     """Three bays whose shelves sit at the same heights, dark uprights between them: three
     bays (each after the first starts at an upright), their own edges, and shelves reported

@@ -22,12 +22,21 @@ from shelfwatch.core.imageio import load_image
 from shelfwatch.labels.coco import GAP, LabeledImage, read_coco
 from shelfwatch.vision.detector.data import Source
 
+# Per photo (file name): its shelf boxes and the boxes of the area where every shelf is boxed.
+ShelfLabels = dict[str, tuple[np.ndarray, np.ndarray]]
 
-def sources_from(photos: list[tuple[Path, LabeledImage]], voids_only: bool = False) -> list[Source]:
+
+def sources_from(
+    photos: list[tuple[Path, LabeledImage]],
+    voids_only: bool = False,
+    shelves: ShelfLabels | None = None,
+) -> list[Source]:
     """Detector training sources: product boxes, void boxes (category ``gap``) and crowd
     boxes as areas to ignore. A kind with no box in a photo counts as unlabeled there (a
     label set of products alone says nothing of voids, and the other way round); with
-    ``voids_only`` products are unlabeled in every photo (a set of void boxes alone)."""
+    ``voids_only`` products are unlabeled in every photo (a set of void boxes alone).
+    ``shelves``: shelf boxes where known (photos without them teach no shelf edges)."""
+    shelves = shelves or {}
     out = []
     for file, image in photos:
         products, gaps = (
@@ -48,8 +57,23 @@ def sources_from(photos: list[tuple[Path, LabeledImage]], voids_only: bool = Fal
                 gaps,
                 products_known=not voids_only and len(products) > 0,
                 gaps_known=len(gaps) > 0,
+                shelves=shelves.get(image.file_name, (None, None))[0],
+                shelf_region=shelves.get(image.file_name, (None, None))[1],
             )
         )
+    return out
+
+
+def shelf_labels(csv_path: Path) -> ShelfLabels:
+    """A ``shelves.csv`` of the shared sets: every shelf of the photo's centre bay is boxed,
+    so the box around them is where shelf edges are known."""
+    from shelfwatch.labels.shared import read_boxes
+
+    out = {}
+    for name, boxes in read_boxes(csv_path).items():
+        b = np.array(boxes, np.float32).reshape(-1, 4)
+        region = np.array([[b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()]])
+        out[name] = (b, region.astype(np.float32))
     return out
 
 
@@ -67,7 +91,10 @@ def shared_sources(shared: Path) -> tuple[list[Source], list[Source], list[Sourc
     voids = real_gaps(shared / "real-gaps", "train")
     return (
         sources_from(racks),
-        sources_from(supermarket_products(shared)),
+        sources_from(
+            supermarket_products(shared),
+            shelves=shelf_labels(shared / "real-shelves-more" / "shelves.csv"),
+        ),
         sources_from(voids, voids_only=True),
     )
 
@@ -81,6 +108,8 @@ def rendered_sources(count: int, seed: int) -> list[Source]:
     with tempfile.TemporaryDirectory() as tmp:
         render_dataset(Path(tmp), SynthConfig(photos=count, seed=seed), progress=False)
         coco = read_coco(Path(tmp) / "annotations.json")
+        # No shelf boxes: a render's shelves are tilted and warped, its truth holds their
+        # heights at the centre only.
         return sources_from([(Path(tmp) / "images" / im.file_name, im) for im in coco.images])
 
 
@@ -229,7 +258,7 @@ def train_default(
     """Fit the detector on labeled photos, ``shared``'s real material (see
     ``shared_sources``) and renders: real photos make four fifths of the batches, racks of
     cigarette packs a fifth so the many supermarket photos do not drown them."""
-    from shelfwatch.vision.detector.train import train
+    from shelfwatch.vision.detector.train import train, train_shelf_edges
 
     labeled = sources_from(photos)
     racks, shelves, voids = shared_sources(shared) if shared is not None else ([], [], [])
@@ -237,9 +266,7 @@ def train_default(
         raise ShelfWatchError("no usable annotations: the labels hold no product boxes")
     rendered = rendered_sources(renders, seed + 1)
     sources = mix([(labeled, 0.4), (racks, 0.2), (shelves, 0.35), (voids, 0.25), (rendered, 0.2)])
-    return train(
-        sources,
-        out,
+    args = dict(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         batch_size=batch_size,
@@ -249,3 +276,9 @@ def train_default(
         resume=resume,
         progress=progress,
     )
+    info = train(sources, out, **args)
+    boxed = [s for s in shelves if s.shelf_region is not None]
+    if boxed:  # the shelf-edge net, on the photos whose every shelf is boxed
+        info["shelf_edges"] = train_shelf_edges(boxed, out, **args)
+        (out / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return info

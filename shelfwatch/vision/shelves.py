@@ -19,6 +19,19 @@ THIN_LINE_MIN = 0.8
 STRIP_LINE_SHARE = 0.75
 # A product stands across a line when the line lies this share of its height inside it.
 ACROSS = 0.2
+# The shelf-edge net's map: a pixel is on a line from this score, and a shelf edge's line
+# crosses this share of its bay (a price rail is often hidden in part by overhanging packs).
+# Chosen on the first 20 photos of real-shelves (see the README).
+LEARNED_LINE = 0.25
+LEARNED_SPAN = 0.45
+# A learned edge takes the photo's own edge strip that lies within this share of the
+# photo's height of its line (the net's line is a few cells thick at a quarter resolution).
+SNAP = 0.02
+# A learned line with no strip of the photo on it counts when it crosses this share of its
+# bay (the net, which learned from 69 photos, also draws weaker lines across large packs'
+# print); a strip across this share of the bay counts where the net drew nothing.
+UNSNAPPED_SPAN = 0.75
+SURE_STRIP = 0.9
 
 
 @dataclass(frozen=True)
@@ -245,8 +258,48 @@ def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+def learned_edges(lines: np.ndarray, min_span: float = LEARNED_SPAN) -> list[ShelfEdge]:
+    """Shelf edges from the shelf-edge net's map (``lines``: 0/1, one slice of the
+    photo): rows whose line crosses ``min_span`` of the width, each shelf once."""
+    h, w = lines.shape
+    frac = line_profile(lines, _line_slack(h))
+    peaks, props = find_peaks(frac, height=min_span, distance=max(3, int(0.06 * h)))
+    edges = []
+    for y, strength in zip(peaks, props["peak_heights"], strict=True):
+        cols = np.nonzero(lines[max(0, y - 2) : y + 3].max(axis=0))[0]
+        x1, x2 = (int(_percentile(cols, 1)), int(_percentile(cols, 99))) if len(cols) else (0, w)
+        edges.append(ShelfEdge(int(y), int(y), x1, x2, float(strength)))
+    return edges
+
+
+def snap_edges(learned: list[ShelfEdge], own: list[ShelfEdge], h: int) -> list[ShelfEdge]:
+    """The shelf-edge net's edges, each replaced by the photo's own edge strip that its line
+    falls on (within ``SNAP`` x the photo's height): the net says which shelves there are,
+    the strip where exactly its top, on which products stand, and its bottom lie; a learned
+    edge with no strip on it needs a line across ``UNSNAPPED_SPAN`` of its bay. A strip
+    across nearly the whole bay (``SURE_STRIP``) that no learned edge is near is kept too:
+    a clean shelf edge the net missed (it never saw a render's shelves)."""
+    tol = SNAP * h
+    out: list[ShelfEdge] = []
+    for e in learned:
+        near = [o for o in own if o.y_top - tol <= e.y_top <= o.y_bottom + tol]
+        if not near and e.strength < UNSNAPPED_SPAN:
+            continue
+        best = min(near, key=lambda o: abs((o.y_top + o.y_bottom) / 2 - e.y_top), default=e)
+        if best not in out:
+            out.append(best)
+    for o in own:
+        if o.strength >= SURE_STRIP and all(abs(o.y_top - e.y_top) > 3 * tol for e in out):
+            out.append(o)
+    return sorted(out, key=lambda o: o.y_top)
+
+
 def find_bays(
-    gray: np.ndarray, columns: int = 20, window: int = 4, min_correlation: float = 0.6
+    gray: np.ndarray,
+    columns: int = 20,
+    window: int = 4,
+    min_correlation: float = 0.6,
+    lines: np.ndarray | None = None,
 ) -> list[Bay]:
     """Side-by-side bays whose shelves sit at their own heights, each with its shelf edges.
 
@@ -260,12 +313,15 @@ def find_bays(
 
     A correlation of profiles, not a comparison of edges found in narrow windows, decides
     where bays are: a narrow window's edges come and go with its exact placement.
+
+    ``lines``: the shelf-edge net's map (0/1), where it is there: bays, uprights and
+    edges are then found on its lines instead of the photo's long horizontal edges.
     """
     h, w = gray.shape
     columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
     bounds = np.linspace(0, w, columns + 1).astype(int)
-    all_edges = horizontal_edges(gray)  # once: every bay's long lines are cut from it
-    horiz = long_runs(all_edges)
+    all_edges = horizontal_edges(gray) if lines is None else lines  # every bay's lines come from it
+    horiz = long_runs(all_edges) if lines is None else lines
     profiles = column_profiles(horiz, bounds)
     scores = []
     for cut in range(window, columns - window + 1):
@@ -282,10 +338,20 @@ def find_bays(
     def lines_of(a: int, b: int) -> np.ndarray:
         # A bay's own long lines (long for its width); the whole photo's are at hand. Once
         # per bay: its edges and its uprights are both found on them.
-        return horiz if (a, b) == (0, w) else long_runs(np.ascontiguousarray(all_edges[:, a:b]))
+        if (a, b) == (0, w) or lines is not None:
+            return np.ascontiguousarray(horiz[:, a:b])
+        return long_runs(np.ascontiguousarray(all_edges[:, a:b]))
+
+    photo_edges = horizontal_edges(gray) if lines is not None else all_edges
 
     def edges_of(a: int, b: int) -> list[ShelfEdge]:
-        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=lines_of(a, b))
+        own = find_shelf_edges(
+            np.ascontiguousarray(gray[:, a:b]),
+            horiz=long_runs(np.ascontiguousarray(photo_edges[:, a:b]))
+            if lines is not None
+            else lines_of(a, b),
+        )
+        found = own if lines is None else snap_edges(learned_edges(lines_of(a, b)), own, h)
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
     def line_up(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:

@@ -1,8 +1,9 @@
 """Training samples for the facing detector: random crops, scales and colours of labeled photos.
 
-The detector has two heatmaps: product facings and voids (empty shelf space). A photo may be
-labeled for one of them only (real-gaps has void boxes but no product boxes); each class has
-its own map of where its loss counts, so an unlabeled class teaches nothing wrong.
+The detector has three heatmaps: product facings, voids (empty shelf space) and shelf edges
+(the line each shelf's products stand on). A photo may be labeled for some of them only
+(real-gaps has void boxes but no product boxes, racks no shelf boxes); each map has its own
+mask of where its loss counts, so an unlabeled kind teaches nothing wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 STRIDE = 4  # output cells per input pixel
 CROP = 384  # training crop side, input pixels
 CLASSES = ("product", "gap")
+EDGE_SIGMA = 1.5  # the shelf-edge line's half thickness, output cells
 
 
 @dataclass
@@ -33,6 +35,10 @@ class Source:
     gaps: np.ndarray | None = None  # (K, 4) void boxes
     products_known: bool = True
     gaps_known: bool = False
+    # Shelf boxes (x1, y1, x2, y2: a shelf level from its products' tops down to its edge),
+    # and where every shelf is boxed (elsewhere shelf edges are unlabeled).
+    shelves: np.ndarray | None = None
+    shelf_region: np.ndarray | None = None  # (R, 4)
 
 
 @dataclass
@@ -41,7 +47,8 @@ class Sample:
 
     image: np.ndarray  # CHW float32 RGB in [0, 1]
     boxes: list[np.ndarray]  # per class, (N, 4) in crop pixels
-    valid: np.ndarray  # (classes, H/STRIDE, W/STRIDE)
+    valid: np.ndarray  # (classes + 1, H/STRIDE, W/STRIDE): the last map is the shelf edges'
+    shelves: np.ndarray  # (S, 4) shelf boxes in crop pixels
 
 
 def targets(
@@ -69,6 +76,24 @@ def targets(
             offset[:, iy, ix] = (cx - ix, cy - iy)
             centre[k, iy, ix] = 1.0
     return heat, size, offset, centre
+
+
+def edge_targets(shelves: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The shelf-edge map: along each shelf box's bottom (its edge, under its products), a
+    line a few cells thick fading from its centre row, and the centre rows themselves."""
+    oh, ow = h // STRIDE, w // STRIDE
+    heat = np.zeros((1, oh, ow), np.float32)
+    centre = np.zeros((1, oh, ow), np.float32)
+    rows = np.arange(oh, dtype=np.float32)[:, None]
+    for x1, y1, x2, y2 in shelves:
+        c1, c2 = max(0, int(x1 / STRIDE)), min(ow, int(np.ceil(x2 / STRIDE)))
+        iy = int(y2 / STRIDE)
+        if c2 <= c1 or not 0 <= iy < oh or y2 - y1 < 2 * STRIDE:
+            continue
+        line = np.exp(-((rows - iy) ** 2) / (2 * EDGE_SIGMA**2))
+        np.maximum(heat[0, :, c1:c2], line, out=heat[0, :, c1:c2])
+        centre[0, iy, c1:c2] = 1.0
+    return heat, centre
 
 
 def _paint(valid: np.ndarray, boxes: np.ndarray, scale: float, x0: int, y0: int, v: float) -> None:
@@ -121,7 +146,16 @@ def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
     if not src.gaps_known:
         _paint(valid_g, boxes, scale, x0, y0, 1.0)
     _paint(valid_g, ignore, scale, x0, y0, 0.0)
-    valid = np.stack([valid_p, valid_g]) * inside
+    # Shelf edges: only where every shelf is boxed.
+    valid_s = np.zeros_like(inside)
+    if src.shelf_region is not None:
+        _paint(valid_s, src.shelf_region, scale, x0, y0, 1.0)
+    valid = np.stack([valid_p, valid_g, valid_s]) * inside
+    shelves = src.shelves if src.shelves is not None else np.zeros((0, 4), np.float32)
+    shelves = (shelves * scale - [x0, y0, x0, y0]).reshape(-1, 4)
+    # A shelf whose edge lies outside the crop teaches nothing here.
+    shelves = shelves[(shelves[:, 3] >= 0) & (shelves[:, 3] < crop)]
+    shelves = np.clip(shelves, 0, crop)
     per_class = []
     for b in (boxes, gaps):
         b = b * scale - [x0, y0, x0, y0]
@@ -130,9 +164,8 @@ def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
     if rng.random() < 0.5:
         out = out[:, ::-1]
         valid = valid[:, :, ::-1]
-        per_class = [
-            np.stack([crop - b[:, 2], b[:, 1], crop - b[:, 0], b[:, 3]], axis=1) for b in per_class
-        ]
+        per_class = [_flip(b, crop) for b in per_class]
+        shelves = _flip(shelves, crop)
     hsv = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_BGR2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
     hsv[..., 1] *= rng.uniform(0.6, 1.4)
@@ -144,7 +177,12 @@ def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
         to_input(out),
         [b.astype(np.float32) for b in per_class],
         np.ascontiguousarray(valid[:, ::STRIDE, ::STRIDE]),
+        np.asarray(shelves, np.float32).reshape(-1, 4),
     )
+
+
+def _flip(boxes: np.ndarray, crop: int) -> np.ndarray:
+    return np.stack([crop - boxes[:, 2], boxes[:, 1], crop - boxes[:, 0], boxes[:, 3]], axis=1)
 
 
 def to_input(bgr: np.ndarray) -> np.ndarray:

@@ -34,6 +34,9 @@ NMS_IOU = 0.4
 # the counted real-shelves photos and real-products C1-C2 (see the README).
 WEAK_FLOOR = 0.15
 GAP_HEAT = 5  # the void heatmap's channel (weights from before it have 5 channels)
+# The shelf-edge net's weights, beside the detector's (``train_shelf_edges``); without them
+# shelves come from the photo's own lines.
+EDGES = "shelf_edges.onnx"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Detected:
     void_scores: np.ndarray | None = None
     weak: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     weak_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    shelf_edges: np.ndarray | None = None  # per pixel, the shelf-edge net's score (0-1)
 
 
 @lru_cache(maxsize=4)
@@ -127,6 +131,13 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     if out.shape[0] > GAP_HEAT:
         voids, void_scores = decode(out, scale, VOID_FLOOR, channel=GAP_HEAT)
         found.voids, found.void_scores = _clip(voids, w, h), void_scores
+    edges = path.with_name(EDGES)
+    if edges.is_file():
+        edge_net = load(edges)
+        edge_net.setInput(to_input(padded)[None])
+        cells = edge_net.forward()[0, 0, : -(-ih // STRIDE), : -(-iw // STRIDE)]
+        heat = 1 / (1 + np.exp(-cells))
+        found.shelf_edges = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
     return found
 
 
