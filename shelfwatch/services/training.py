@@ -258,7 +258,7 @@ def train_default(
     """Fit the detector on labeled photos, ``shared``'s real material (see
     ``shared_sources``) and renders: real photos make four fifths of the batches, racks of
     cigarette packs a fifth so the many supermarket photos do not drown them."""
-    from shelfwatch.vision.detector.train import train, train_shelf_edges
+    from shelfwatch.vision.detector.train import train
 
     labeled = sources_from(photos)
     racks, shelves, voids = shared_sources(shared) if shared is not None else ([], [], [])
@@ -279,6 +279,6 @@ def train_default(
     info = train(sources, out, **args)
     boxed = [s for s in shelves if s.shelf_region is not None]
     if boxed:  # the shelf-edge net, on the photos whose every shelf is boxed
-        info["shelf_edges"] = train_shelf_edges(boxed, out, **args)
+        info["shelf_edges"] = train(boxed, out, kind="shelf-edges", **args)
         (out / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     return info

@@ -320,9 +320,9 @@ def find_bays(
     h, w = gray.shape
     columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
     bounds = np.linspace(0, w, columns + 1).astype(int)
-    all_edges = horizontal_edges(gray) if lines is None else lines  # every bay's lines come from it
-    horiz = long_runs(all_edges) if lines is None else lines
-    profiles = column_profiles(horiz, bounds)
+    photo_edges = horizontal_edges(gray)  # once: every bay's strips and lines are cut from it
+    found_on = long_runs(photo_edges) if lines is None else lines  # bays, edges, uprights
+    profiles = column_profiles(found_on, bounds)
     scores = []
     for cut in range(window, columns - window + 1):
         left = profiles[cut - window : cut].mean(axis=0)
@@ -335,23 +335,21 @@ def find_bays(
     xs = [0, *(int(bounds[c]) for c in sorted(cuts)), w]
 
     @cache
-    def lines_of(a: int, b: int) -> np.ndarray:
-        # A bay's own long lines (long for its width); the whole photo's are at hand. Once
-        # per bay: its edges and its uprights are both found on them.
-        if (a, b) == (0, w) or lines is not None:
-            return np.ascontiguousarray(horiz[:, a:b])
-        return long_runs(np.ascontiguousarray(all_edges[:, a:b]))
+    def photo_lines(a: int, b: int) -> np.ndarray:
+        # A bay's own long lines of the photo (long for its width); the whole photo's may be
+        # at hand. Once per bay: its edges and its uprights are both found on them.
+        if (a, b) == (0, w) and lines is None:
+            return found_on
+        return long_runs(np.ascontiguousarray(photo_edges[:, a:b]))
 
-    photo_edges = horizontal_edges(gray) if lines is not None else all_edges
+    @cache
+    def lines_of(a: int, b: int) -> np.ndarray:
+        return photo_lines(a, b) if lines is None else np.ascontiguousarray(lines[:, a:b])
 
     def edges_of(a: int, b: int) -> list[ShelfEdge]:
-        own = find_shelf_edges(
-            np.ascontiguousarray(gray[:, a:b]),
-            horiz=long_runs(np.ascontiguousarray(photo_edges[:, a:b]))
-            if lines is not None
-            else lines_of(a, b),
-        )
-        found = own if lines is None else snap_edges(learned_edges(lines_of(a, b)), own, h)
+        found = find_shelf_edges(np.ascontiguousarray(gray[:, a:b]), horiz=photo_lines(a, b))
+        if lines is not None:
+            found = snap_edges(learned_edges(lines_of(a, b)), found, h)
         return [replace(e, x1=e.x1 + a, x2=e.x2 + a) for e in found]
 
     def line_up(a: list[ShelfEdge], b: list[ShelfEdge]) -> bool:

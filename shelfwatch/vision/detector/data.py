@@ -1,9 +1,10 @@
-"""Training samples for the facing detector: random crops, scales and colours of labeled photos.
+"""Training samples for the facing detector and the shelf-edge net: random crops, scales and
+colours of labeled photos.
 
-The detector has three heatmaps: product facings, voids (empty shelf space) and shelf edges
-(the line each shelf's products stand on). A photo may be labeled for some of them only
-(real-gaps has void boxes but no product boxes, racks no shelf boxes); each map has its own
-mask of where its loss counts, so an unlabeled kind teaches nothing wrong.
+The detector has two heatmaps, product facings and voids (empty shelf space); the shelf-edge
+net one, the line each shelf's products stand on. A photo may be labeled for some of them
+only (real-gaps has void boxes but no product boxes, racks no shelf boxes); each map has its
+own mask of where its loss counts, so an unlabeled kind teaches nothing wrong.
 """
 
 from __future__ import annotations

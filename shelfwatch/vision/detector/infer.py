@@ -34,7 +34,7 @@ NMS_IOU = 0.4
 # the counted real-shelves photos and real-products C1-C2 (see the README).
 WEAK_FLOOR = 0.15
 GAP_HEAT = 5  # the void heatmap's channel (weights from before it have 5 channels)
-# The shelf-edge net's weights, beside the detector's (``train_shelf_edges``); without them
+# The shelf-edge net's weights, beside the detector's (``train(kind="shelf-edges")``); without them
 # shelves come from the photo's own lines.
 EDGES = "shelf_edges.onnx"
 
@@ -118,8 +118,9 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
     padded = np.zeros((ph, pw, 3), np.uint8)
     padded[:ih, :iw] = resized
+    blob = to_input(padded)[None]  # once: the shelf-edge net reads the same input
     net = load(path)
-    net.setInput(to_input(padded)[None])
+    net.setInput(blob)
     out = net.forward()[0]
     boxes, scores = decode(out, scale, min(WEAK_FLOOR, threshold))
     cut = threshold
@@ -134,7 +135,7 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     edges = path.with_name(EDGES)
     if edges.is_file():
         edge_net = load(edges)
-        edge_net.setInput(to_input(padded)[None])
+        edge_net.setInput(blob)
         cells = edge_net.forward()[0, 0, : -(-ih // STRIDE), : -(-iw // STRIDE)]
         heat = 1 / (1 + np.exp(-cells))
         found.shelf_edges = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
