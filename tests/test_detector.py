@@ -66,14 +66,46 @@ def test_shelf_edges_are_learned_along_box_bottoms_where_every_shelf_is_boxed() 
     assert all(len(c.shelves) <= 2 for c in crops) and any(len(c.shelves) for c in crops)
 
 
-def test_without_the_shelf_edge_net_the_detector_still_runs(tmp_path: Path) -> None:
-    """Weights trained on labels alone have no shelf-edge net beside them: the detector runs
-    and leaves the shelves to the photo's own lines."""
+def test_the_void_mask_is_learned_inside_void_boxes_where_voids_are_labeled() -> None:
+    """The void-mask target is the inside of every void box; its loss counts where voids are
+    labeled (a photo of void boxes: everywhere; a photo of product boxes: on its products)."""
+    from shelfwatch.vision.detector.data import STRIDE, Source, sample, void_mask_targets
+    from shelfwatch.vision.detector.train import mask_loss, void_mask_batch
+
+    mask = void_mask_targets(np.array([[40, 20, 200, 100]], np.float32), 128, 256)
+    rows, cols = np.nonzero(mask[0])
+    assert (rows.min(), rows.max() + 1) == (20 // STRIDE, 100 // STRIDE)
+    assert (cols.min(), cols.max() + 1) == (40 // STRIDE, 200 // STRIDE)
+    assert mask.sum() == (100 - 20) // STRIDE * (200 - 40) // STRIDE
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    voids = Source(image, np.zeros((0, 4), np.float32), gaps=np.array([[100, 100, 160, 220]],
+                   np.float32), products_known=False, gaps_known=True)  # fmt: skip
+    products = Source(image, np.array([[300, 100, 360, 220]], np.float32))
+    x, target, valid = void_mask_batch([voids], np.random.default_rng(1), 2)
+    # Every void boxed: labeled on the voids and around them.
+    assert target.sum() > 0 and (valid[target == 1] == 1).all()
+    assert valid.sum() > 3 * target.sum()
+    on_voids = valid.sum()
+    x, target, valid = void_mask_batch([products], np.random.default_rng(1), 2)
+    assert target.sum() == 0 and 0 < valid.sum() < on_voids  # only its products: no void
+    s = sample(voids, np.random.default_rng(2))
+    target = torch.from_numpy(void_mask_targets(s.boxes[1], *s.image.shape[1:]))[None]
+    valid = torch.from_numpy(s.valid[1:2])[None]
+    right, wrong = 8 * (2 * target - 1), -8 * (2 * target - 1)
+    assert mask_loss(right, target, valid) < 0.1 < mask_loss(wrong, target, valid)
+
+
+def test_without_the_one_map_nets_the_detector_still_runs(tmp_path: Path) -> None:
+    """Weights trained on labels alone have no shelf-edge or void-mask net beside them: the
+    detector runs, shelves come from the photo's own lines and gaps from void centres."""
     (tmp_path / "facings.onnx").write_bytes(SHIPPED.read_bytes())
     photo = np.full((480, 640, 3), 128, np.uint8)
-    assert detect(photo, tmp_path / "facings.onnx").shelf_edges is None
+    alone = detect(photo, tmp_path / "facings.onnx")
+    assert alone.shelf_edges is None and alone.void_mask is None
     shipped = detect(photo)
     assert shipped.shelf_edges is not None and shipped.shelf_edges.shape == (480, 640)
+    assert shipped.void_mask is not None and shipped.void_mask.shape == (480, 640)
+    assert 0 <= shipped.void_mask.min() <= shipped.void_mask.max() <= 1
 
 
 def _recall(model: Path, photos: list[tuple[Path, object]], threshold: float) -> float:
@@ -157,8 +189,8 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     shared_dir: Path, tmp_path: Path, home: Path
 ) -> None:
     """The README's command line for the shipped weights, cut to two steps: it reads every
-    set it names, and its model has the void head the backend's gap stage uses and the
-    shelf-edge net its shelves stage uses."""
+    set it names, and its model has the void head and the void-mask net the backend's gap
+    stage uses and the shelf-edge net its shelves stage uses."""
     out = tmp_path / "model"
     result = _run(
         "train", "--backend", "default", "--shared", shared_dir, "--out", out,
@@ -171,6 +203,10 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     # ... and the shelf-edge net beside it, one score per pixel of the photo.
     assert (out / "shelf_edges.onnx").is_file() and (out / "shelf-edges").is_dir()
     assert found.shelf_edges is not None and found.shelf_edges.shape == image.shape[:2]
-    assert json.loads((out / "training.json").read_text())["shelf_edges"]["steps"] == 2
+    # ... and the void-mask net, likewise.
+    assert (out / "void_mask.onnx").is_file() and (out / "void-mask").is_dir()
+    assert found.void_mask is not None and found.void_mask.shape == image.shape[:2]
+    trained = json.loads((out / "training.json").read_text())
+    assert trained["shelf_edges"]["steps"] == 2 and trained["void_mask"]["steps"] == 2
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr

@@ -113,9 +113,9 @@ def test_voids_on_the_held_out_part_of_real_gaps(shared_dir: Path) -> None:
     rows = accuracy.score_real_gaps(folder, get_segmenter("opencv"), part="held-out")
     assert rows and all(held_out(r["image"]) for r in rows)
     summary = accuracy.summarise_gaps(rows, "held-out")
-    # Before the void head: 0.10 / 0.21.
-    assert summary["void_recall"] >= 0.45, summary
-    assert summary["gap_precision"] >= 0.45, summary
+    # Before the void head: 0.10 / 0.21; before the void-mask net 0.60 / 0.53.
+    assert summary["void_recall"] >= 0.5, summary
+    assert summary["gap_precision"] >= 0.55, summary
 
 
 def test_more_shelf_photos_scored_through_the_bench(cli, shared_dir: Path, tmp_path: Path) -> None:

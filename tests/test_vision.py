@@ -464,3 +464,41 @@ def test_products_go_to_the_shelf_of_their_own_bay() -> None:
         xyxy=np.array([[100, 150, 160, 245], [1100, 140, 1160, 245], [1800, 140, 1850, 245]])
     )
     assert assign_shelves(products, [left, right]).shelf.tolist() == [1, 2, 2]
+
+
+def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surely() -> None:
+    """With the void-mask net: a gap from void centres where the mask marks nothing is
+    dropped; an area it marks surely that no gap covers becomes a gap on its shelf, unless a
+    detected product stands in it (a missed product is no gap)."""
+    from shelfwatch.core.scene import Gap, Products
+    from shelfwatch.vision.opencv_backend import Zone, _masked_gaps
+    from shelfwatch.vision.shelves import ShelfEdge
+
+    zones = [
+        Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
+        Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
+    ]
+    mask = np.zeros((450, 800), np.float32)
+    mask[60:200, 100:180] = 0.9  # an empty facing on shelf 1, marked: kept
+    mask[260:420, 400:472] = 0.95  # no gap there yet: a new one on shelf 2
+    mask[260:420, 600:680] = 0.95  # ... but a product stands there
+    products = Products(
+        xyxy=np.array([[600, 260, 680, 420]]), scores=np.ones(1), shelf=np.array([2])
+    )
+    gaps = [Gap(1, (100, 60, 180, 200)), Gap(2, (200, 250, 260, 420))]  # the second unmarked
+    out = _masked_gaps(gaps, mask, products, zones)
+    assert [(g.shelf, g.bbox) for g in out] == [(1, (100, 60, 180, 200)), (2, (400, 260, 472, 420))]
+    # Dark space above short products does not reach down to the shelf: no gap.
+    mask[240:300, 720:792] = 0.95
+    assert len(_masked_gaps(gaps, mask, products, zones)) == 2
+    # A marked area spreading over a product beside it is cut at the product.
+    wide = Products(
+        xyxy=np.array([[600, 260, 680, 420], [480, 250, 520, 420]]),
+        scores=np.ones(2),
+        shelf=np.array([2, 2]),
+    )
+    mask[260:420, 400:520] = 0.95
+    assert _masked_gaps(gaps, mask, wide, zones)[1].bbox == (400, 260, 480, 420)
+    # A weakly marked area is not enough on its own.
+    mask[260:420, 400:520] = 0.6
+    assert [g.shelf for g in _masked_gaps(gaps, mask, products, zones)] == [1]

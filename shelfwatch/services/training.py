@@ -280,5 +280,24 @@ def train_default(
     boxed = [s for s in shelves if s.shelf_region is not None]
     if boxed:  # the shelf-edge net, on the photos whose every shelf is boxed
         info["shelf_edges"] = train(boxed, out, kind="shelf-edges", **args)
-        (out / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    if any(s.gaps is not None and len(s.gaps) for s in labeled + voids + rendered):
+        info["void_mask"] = train(
+            void_mask_sources(labeled, racks, shelves, voids, rendered),
+            out,
+            kind="void-mask",
+            **args,
+        )
+    (out / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     return info
+
+
+def void_mask_sources(
+    labeled: list[Source],
+    racks: list[Source],
+    shelves: list[Source],
+    voids: list[Source],
+    rendered: list[Source],
+) -> list[Source]:
+    """The void-mask net's mix: photos with every void boxed (real-gaps, renders, labels with
+    voids) make most of it; the product boxes of the rest teach where no void is."""
+    return mix([(labeled, 0.2), (voids, 0.7), (shelves, 0.2), (racks, 0.1), (rendered, 0.2)])

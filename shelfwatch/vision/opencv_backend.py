@@ -34,6 +34,15 @@ WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the ph
 # A bare stretch is at least this share of its shelf's median product width (loose boxes
 # inflate the median).
 BARE_MIN_WIDTH = 0.75
+# With the void-mask net: a gap from void centres stays where the mask's mean over its box
+# reaches MASK_KEEP; an area of mask cells >= MASK_ON that no gap covers, at least
+# MASK_MIN_AREA of the photo, is a gap of its own when its mean reaches MASK_SURE. Chosen on
+# the training part of real-gaps (see the README).
+MASK_KEEP = 0.4
+MASK_ON = 0.5
+MASK_SURE = 0.8
+MASK_MIN_AREA = 0.0015
+MASK_STEP = 4
 
 
 class StageClock(dict[str, float]):
@@ -62,7 +71,7 @@ class OpenCVSegmenter:
     @cached_property
     def model_version(self) -> str:
         """Package version and the content hash of the detector's weights and of the
-        shelf-edge net's beside them (a fine-tuned model differs)."""
+        one-map nets' beside them (a fine-tuned model differs)."""
         import hashlib
 
         import shelfwatch
@@ -70,9 +79,9 @@ class OpenCVSegmenter:
         if self.detector is None:
             return f"shelfwatch {shelfwatch.__version__} classical"
         digest = hashlib.sha256(self.detector.read_bytes())
-        edges = self.detector.with_name(infer.EDGES)
-        if edges.is_file():
-            digest.update(edges.read_bytes())
+        for beside in (infer.EDGES, infer.VOID_MASK):
+            if self.detector.with_name(beside).is_file():
+                digest.update(self.detector.with_name(beside).read_bytes())
         return f"shelfwatch {shelfwatch.__version__} facings {digest.hexdigest()[:12]}"
 
     def segment(self, image: np.ndarray) -> ShelfScene:
@@ -215,6 +224,8 @@ def _segment_upright(
                 found.voids, found.void_scores, _shelf_of(found.voids, zones), products, zones
             )
             gaps = _fit_gaps(gaps, products, zones, fixture)
+            if found.void_mask is not None:
+                gaps = _masked_gaps(gaps, found.void_mask, products, zones)
             bare = _bare_stretches(products, zones, fixture, back, gaps, found.voids)
             gaps = join_gaps(gaps + bare)
         else:  # weights without a void head: empty columns no detected product covers
@@ -526,6 +537,16 @@ def _floating(void: tuple[float, float, float, float], shelf: int, zones: list[Z
     return void[3] < (top + zone.edge.y_top) / 2
 
 
+def _reaches_shelf(box: tuple[int, int, int, int], shelf: int, zones: list[Zone]) -> bool:
+    """Whether ``box`` reaches down into the lowest quarter of its shelf level."""
+    found = _shelf_above(shelf, (box[0] + box[2]) / 2, zones)
+    if found is None:
+        return False
+    zone, above = found
+    top = zone.top if above is None else above
+    return box[3] >= zone.edge.y_top - (zone.edge.y_top - top) / 4
+
+
 def _within_level(
     box: tuple[int, int, int, int], shelf: int, zones: list[Zone]
 ) -> tuple[int, int, int, int]:
@@ -608,6 +629,75 @@ def _bare_stretches(
                 if points_in_box(centres, stretch).any() and fixture.bare(stretch, back):
                     out.append(Gap(int(number), stretch))
     return out
+
+
+def _masked_gaps(
+    gaps: list[Gap], mask: np.ndarray, products: Products, zones: list[Zone]
+) -> list[Gap]:
+    """The gaps judged by the void-mask net's area: those it does not mark are dropped, and
+    the areas it marks surely that no gap covers yet, and no product stands in, are added."""
+    kept = [g for g in gaps if _mean_in(mask, g.bbox) >= MASK_KEEP]
+    # Areas on every MASK_STEP-th pixel: the map is the net's cells scaled up (as fine).
+    small = np.ascontiguousarray(mask[::MASK_STEP, ::MASK_STEP])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (small >= MASK_ON).astype(np.uint8), connectivity=4
+    )
+    means = np.bincount(labels.ravel(), small.ravel(), count) / np.maximum(stats[:, 4], 1)
+    h, w = mask.shape
+    sure = [
+        (
+            int(x) * MASK_STEP,
+            int(y) * MASK_STEP,
+            min(w, int(x + bw) * MASK_STEP),
+            min(h, int(y + bh) * MASK_STEP),
+        )
+        for (x, y, bw, bh, area), mean in zip(stats[1:], means[1:], strict=True)
+        if area >= MASK_MIN_AREA * small.size and mean >= MASK_SURE
+    ]
+    reported = np.array([g.bbox for g in kept], float).reshape(-1, 4)
+    added = []
+    # An empty facing reaches down to its shelf; the space above short products does not.
+    for box, shelf in zip(
+        sure, _shelf_of(np.array(sure, float).reshape(-1, 4), zones), strict=True
+    ):
+        if covered(box, reported) >= 0.3 or covered(box, products.xyxy) >= 0.5:
+            continue
+        if _reaches_shelf(box, int(shelf), zones) and not _above(box, products):
+            free = _free_columns(_within_level(box, int(shelf), zones), int(shelf), products)
+            if free is not None:
+                added.append(Gap(int(shelf), free))
+    return join_gaps(kept + added)
+
+
+def _free_columns(
+    box: tuple[int, int, int, int], shelf: int, products: Products
+) -> tuple[int, int, int, int] | None:
+    """``box`` cut to its widest run of columns that no product beside it (standing in its
+    lower half) covers: the mask spreads over dark packs next to an empty facing. ``None``
+    when that run is narrower than half a facing (the shelf's median product width)."""
+    x1, y1, x2, y2 = box
+    boxes = products.xyxy[products.shelf == shelf]
+    low = y2 - (y2 - y1) // 2
+    beside = (np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], low)) > 0.3 * (y2 - low)
+    free = np.ones(max(0, x2 - x1) + 2, bool)
+    free[[0, -1]] = False  # sentinels: every run starts and ends inside
+    for bx1, _, bx2, _ in boxes[beside]:
+        free[1 + max(0, bx1 - x1) : 1 + max(0, bx2 - x1)] = False
+    edges = np.flatnonzero(np.diff(free.astype(np.int8)))
+    if not len(edges):
+        return None
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    width = np.median(boxes[:, 2] - boxes[:, 0]) if len(boxes) else 0
+    if ends[k] - starts[k] < width / 2:
+        return None
+    return (x1 + int(starts[k]), y1, x1 + int(ends[k]), y2)
+
+
+def _mean_in(m: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    x1, y1, x2, y2 = box
+    part = m[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
+    return float(part.mean()) if part.size else 0.0
 
 
 def _gap_over(gaps: list[Gap], shelf: int, x1: int, x2: int) -> bool:

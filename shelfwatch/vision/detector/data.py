@@ -1,10 +1,11 @@
-"""Training samples for the facing detector and the shelf-edge net: random crops, scales and
-colours of labeled photos.
+"""Training samples for the facing detector, the shelf-edge net and the void-mask net: random
+crops, scales and colours of labeled photos.
 
 The detector has two heatmaps, product facings and voids (empty shelf space); the shelf-edge
-net one, the line each shelf's products stand on. A photo may be labeled for some of them
-only (real-gaps has void boxes but no product boxes, racks no shelf boxes); each map has its
-own mask of where its loss counts, so an unlabeled kind teaches nothing wrong.
+net one, the line each shelf's products stand on; the void-mask net one, the inside of every
+void box. A photo may be labeled for some of them only (real-gaps has void boxes but no
+product boxes, racks no shelf boxes); each map has its own mask of where its loss counts, so
+an unlabeled kind teaches nothing wrong (the void mask shares the void heatmap's).
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def edge_targets(shelves: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.nd
         np.maximum(heat[0, :, c1:c2], line, out=heat[0, :, c1:c2])
         centre[0, iy, c1:c2] = 1.0
     return heat, centre
+
+
+def void_mask_targets(gaps: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The void-mask map: 1 on the output cells inside a void box, else 0."""
+    mask = np.zeros((1, h // STRIDE, w // STRIDE), np.float32)
+    for x1, y1, x2, y2 in np.round(np.asarray(gaps).reshape(-1, 4) / STRIDE).astype(int):
+        mask[0, max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = 1.0
+    return mask
 
 
 def _paint(valid: np.ndarray, boxes: np.ndarray, scale: float, x0: int, y0: int, v: float) -> None:

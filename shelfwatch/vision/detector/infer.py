@@ -37,6 +37,9 @@ GAP_HEAT = 5  # the void heatmap's channel (weights from before it have 5 channe
 # The shelf-edge net's weights, beside the detector's (``train(kind="shelf-edges")``); without them
 # shelves come from the photo's own lines.
 EDGES = "shelf_edges.onnx"
+# The void-mask net's weights, beside the detector's (``train(kind="void-mask")``): where it
+# is there, gaps are judged by the area it marks (``opencv_backend``).
+VOID_MASK = "void_mask.onnx"
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Detected:
     weak: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     weak_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     shelf_edges: np.ndarray | None = None  # per pixel, the shelf-edge net's score (0-1)
+    void_mask: np.ndarray | None = None  # per pixel, the void-mask net's score (0-1)
 
 
 @lru_cache(maxsize=4)
@@ -118,7 +122,7 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
     padded = np.zeros((ph, pw, 3), np.uint8)
     padded[:ih, :iw] = resized
-    blob = to_input(padded)[None]  # once: the shelf-edge net reads the same input
+    blob = to_input(padded)[None]  # once: the one-map nets read the same input
     net = load(path)
     net.setInput(blob)
     out = net.forward()[0]
@@ -132,14 +136,23 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     if out.shape[0] > GAP_HEAT:
         voids, void_scores = decode(out, scale, VOID_FLOOR, channel=GAP_HEAT)
         found.voids, found.void_scores = _clip(voids, w, h), void_scores
-    edges = path.with_name(EDGES)
-    if edges.is_file():
-        edge_net = load(edges)
-        edge_net.setInput(blob)
-        cells = edge_net.forward()[0, 0, : -(-ih // STRIDE), : -(-iw // STRIDE)]
-        heat = 1 / (1 + np.exp(-cells))
-        found.shelf_edges = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+    # The one-map nets beside the detector read the same input.
+    found.shelf_edges = _one_map(path.with_name(EDGES), blob, (ih, iw), (w, h))
+    found.void_mask = _one_map(path.with_name(VOID_MASK), blob, (ih, iw), (w, h))
     return found
+
+
+def _one_map(
+    path: Path, blob: np.ndarray, size: tuple[int, int], photo: tuple[int, int]
+) -> np.ndarray | None:
+    """A one-map net's scores (0-1) per photo pixel; ``None`` where its weights are absent.
+    ``size``: the resized photo's (height, width) inside the padded ``blob``."""
+    if not path.is_file():
+        return None
+    net = load(path)
+    net.setInput(blob)
+    cells = net.forward()[0, 0, : -(-size[0] // STRIDE), : -(-size[1] // STRIDE)]
+    return cv2.resize(1 / (1 + np.exp(-cells)), photo, interpolation=cv2.INTER_LINEAR)
 
 
 def _clip(boxes: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shelfwatch.vision.detector.data import Source, edge_targets, sample, targets
+from shelfwatch.vision.detector.data import (
+    Source,
+    edge_targets,
+    sample,
+    targets,
+    void_mask_targets,
+)
 from shelfwatch.vision.fitting import Plan, fit
 
 # Output channels: product heatmap, log width, log height, x and y offset, void heatmap.
@@ -24,6 +30,10 @@ GAP_HEAT = 5
 # detector's: as a seventh channel of the detector it cost cigarette racks 2 and 11 points
 # of precision in two training runs (a third diverged).
 EDGE_WIDTH = 8
+# The void-mask net (``void_mask.onnx``): the same layout, one map of the inside of every void
+# box. The void heatmap marks a void's centre; real voids are judged by the area they cover
+# (the bench's area rule), and a mask learns that area directly.
+VOID_WIDTH = 16
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -125,6 +135,29 @@ def edge_batch(
     return tuple(torch.from_numpy(np.stack(v)) for v in (xs, hs, cs, vs))
 
 
+def void_mask_batch(
+    sources: list[Source], rng: np.random.Generator, size: int
+) -> tuple[torch.Tensor, ...]:
+    xs, ms, vs = [], [], []
+    for _ in range(size):
+        s = sample(sources[int(rng.integers(len(sources)))], rng)
+        mask = void_mask_targets(s.boxes[1], s.image.shape[1], s.image.shape[2])
+        for lst, v in zip((xs, ms, vs), (s.image, mask, s.valid[1:2]), strict=True):
+            lst.append(v)
+    return tuple(torch.from_numpy(np.stack(v)) for v in (xs, ms, vs))
+
+
+def mask_loss(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy where the map is labeled (void cells weigh three times: voids
+    cover a small share of a photo) plus the soft Dice loss, which scores the area as a
+    whole as the bench does."""
+    bce = F.binary_cross_entropy_with_logits(logits, mask, reduction="none")
+    bce = (bce * valid * (1 + 2 * mask)).sum() / valid.sum().clamp(min=1)
+    p = torch.sigmoid(logits) * valid
+    dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + (mask * valid).sum() + 1)
+    return bce + dice
+
+
 def train(
     sources: list[Source],
     out_dir: Path,
@@ -138,10 +171,11 @@ def train(
     progress: Callable[[int, int, float], None] | None = None,
     kind: str = "facings",
 ) -> dict[str, object]:
-    """Train the facing detector (``kind="facings"``: ``out_dir/facings.onnx``) or the
+    """Train the facing detector (``kind="facings"``: ``out_dir/facings.onnx``), the
     shelf-edge net (``"shelf-edges"``, on sources with shelf boxes:
-    ``out_dir/shelf_edges.onnx``, its checkpoint in ``out_dir/shelf-edges``) from
-    ``sources`` (see ``fitting.fit``)."""
+    ``out_dir/shelf_edges.onnx``, its checkpoint in ``out_dir/shelf-edges``) or the
+    void-mask net (``"void-mask"``, on sources with void boxes: ``out_dir/void_mask.onnx``,
+    checkpoint in ``out_dir/void-mask``) from ``sources`` (see ``fitting.fit``)."""
     random.seed(seed)
     torch.manual_seed(seed)
     if kind == "facings":
@@ -167,6 +201,16 @@ def train(
         def step_loss(rng: np.random.Generator) -> torch.Tensor:
             x, heat, centre, valid = (t.to(device) for t in edge_batch(sources, rng, batch_size))
             return focal(net(x), heat, centre, valid)
+
+    elif kind == "void-mask":
+        if not any(s.gaps is not None and len(s.gaps) for s in sources):
+            raise ValueError("no source has void boxes")
+        net = FacingNet(VOID_WIDTH, outputs=1).to(device)
+        folder, onnx_name, backend = out_dir / "void-mask", "void_mask.onnx", "default-void-mask"
+
+        def step_loss(rng: np.random.Generator) -> torch.Tensor:
+            x, mask, valid = (t.to(device) for t in void_mask_batch(sources, rng, batch_size))
+            return mask_loss(net(x), mask, valid)
 
     else:
         raise ValueError(f"unknown kind {kind!r}")
