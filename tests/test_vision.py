@@ -499,6 +499,16 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
     )
     mask[260:420, 400:520] = 0.95
     assert _masked_gaps(gaps, mask, wide, zones)[1].bbox == (400, 260, 480, 420)
+    # A marked gap that ends on top of a row of short products is the space above them.
+    short = Products(
+        xyxy=np.array([[300, 150, 336, 200], [338, 150, 372, 200]]),
+        scores=np.ones(2),
+        shelf=np.array([1, 1]),
+    )
+    mask[60:150, 300:372] = 0.9
+    above = [Gap(1, (300, 60, 372, 150))]
+    out = _masked_gaps(above, mask, short, zones)
+    assert out and all(g.bbox[0] >= 372 or g.bbox[2] <= 300 for g in out)
     # A weakly marked area is not enough on its own.
     mask[260:420, 400:520] = 0.6
     assert [g.shelf for g in _masked_gaps(gaps, mask, products, zones)] == [1]

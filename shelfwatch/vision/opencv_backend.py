@@ -37,8 +37,9 @@ BARE_MIN_WIDTH = 0.75
 # With the void-mask net: a gap from void centres stays where the mask's mean over its box
 # reaches MASK_KEEP; an area of mask cells >= MASK_ON that no gap covers, at least
 # MASK_MIN_AREA of the photo, is a gap of its own when its mean reaches MASK_SURE. Chosen on
-# the training part of real-gaps (see the README).
-MASK_KEEP = 0.4
+# the training part of real-gaps, MASK_KEEP lowered from 0.4 for a rendered capture's empty
+# facing the mask hardly marks (see the README).
+MASK_KEEP = 0.1
 MASK_ON = 0.5
 MASK_SURE = 0.8
 MASK_MIN_AREA = 0.0015
@@ -537,6 +538,20 @@ def _floating(void: tuple[float, float, float, float], shelf: int, zones: list[Z
     return void[3] < (top + zone.edge.y_top) / 2
 
 
+def _over_products(
+    box: tuple[int, int, int, int], shelf: int, zones: list[Zone], products: Products
+) -> bool:
+    """Whether ``box`` ends above products: between its bottom and its shelf's edge, over
+    at least a quarter of its height, products stand in most of its columns (the dark space
+    above a row of short packs, not an empty facing)."""
+    found = _shelf_above(shelf, (box[0] + box[2]) / 2, zones)
+    if found is None:
+        return False
+    x1, y1, x2, y2 = box
+    below = (x1, y2, x2, found[0].edge.y_top)
+    return below[3] - y2 >= (y2 - y1) / 4 and covered(below, products.xyxy) >= 0.5
+
+
 def _reaches_shelf(box: tuple[int, int, int, int], shelf: int, zones: list[Zone]) -> bool:
     """Whether ``box`` reaches down into the lowest quarter of its shelf level."""
     found = _shelf_above(shelf, (box[0] + box[2]) / 2, zones)
@@ -634,9 +649,15 @@ def _bare_stretches(
 def _masked_gaps(
     gaps: list[Gap], mask: np.ndarray, products: Products, zones: list[Zone]
 ) -> list[Gap]:
-    """The gaps judged by the void-mask net's area: those it does not mark are dropped, and
-    the areas it marks surely that no gap covers yet, and no product stands in, are added."""
-    kept = [g for g in gaps if _mean_in(mask, g.bbox) >= MASK_KEEP]
+    """The gaps judged by the void-mask net's area: those it hardly marks, or that end on
+    top of products, are dropped, and the areas it marks surely that no gap covers yet, and
+    no product stands in, are added."""
+    kept = [
+        g
+        for g in gaps
+        if _mean_in(mask, g.bbox) >= MASK_KEEP
+        and not _over_products(g.bbox, g.shelf, zones, products)
+    ]
     # Areas on every MASK_STEP-th pixel: the map is the net's cells scaled up (as fine).
     small = np.ascontiguousarray(mask[::MASK_STEP, ::MASK_STEP])
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
