@@ -80,9 +80,9 @@ class OpenCVSegmenter:
         if self.detector is None:
             return f"shelfwatch {shelfwatch.__version__} classical"
         digest = hashlib.sha256(self.detector.read_bytes())
-        for beside in (infer.EDGES, infer.VOID_MASK):
-            if self.detector.with_name(beside).is_file():
-                digest.update(self.detector.with_name(beside).read_bytes())
+        for net in (self.detector.with_name(infer.EDGES), self.detector.with_name(infer.VOID_MASK)):
+            if net.is_file():
+                digest.update(net.read_bytes())
         return f"shelfwatch {shelfwatch.__version__} facings {digest.hexdigest()[:12]}"
 
     def segment(self, image: np.ndarray) -> ShelfScene:
@@ -527,15 +527,27 @@ def _shelf_above(shelf: int, x: float, zones: list[Zone]) -> tuple[Zone, int | N
     return own[0], max(above, default=None)
 
 
+def _level(shelf: int, x: float, zones: list[Zone]) -> tuple[int, int] | None:
+    """At column ``x``: the rows of shelf ``shelf``'s level, from the edge of the shelf above
+    (or its products' tops) down to its own edge's top; ``None`` off the shelf's zones."""
+    found = _shelf_above(shelf, x, zones)
+    if found is None:
+        return None
+    zone, above = found
+    return (zone.top if above is None else above), zone.edge.y_top
+
+
 def _floating(void: tuple[float, float, float, float], shelf: int, zones: list[Zone]) -> bool:
     """Whether ``void`` ends in the upper half of its shelf level: an empty facing reaches
     down to the shelf, while the space between bottle necks or over short packs does not."""
-    found = _shelf_above(shelf, (void[0] + void[2]) / 2, zones)
-    if found is None:
-        return False
-    zone, above = found
-    top = zone.top if above is None else above
-    return void[3] < (top + zone.edge.y_top) / 2
+    level = _level(shelf, (void[0] + void[2]) / 2, zones)
+    return level is not None and void[3] < (level[0] + level[1]) / 2
+
+
+def _reaches_shelf(box: tuple[int, int, int, int], shelf: int, zones: list[Zone]) -> bool:
+    """Whether ``box`` reaches down into the lowest quarter of its shelf level."""
+    level = _level(shelf, (box[0] + box[2]) / 2, zones)
+    return level is not None and box[3] >= level[1] - (level[1] - level[0]) / 4
 
 
 def _over_products(
@@ -544,22 +556,19 @@ def _over_products(
     """Whether ``box`` ends above products: between its bottom and its shelf's edge, over
     at least a quarter of its height, products stand in most of its columns (the dark space
     above a row of short packs, not an empty facing)."""
-    found = _shelf_above(shelf, (box[0] + box[2]) / 2, zones)
-    if found is None:
+    level = _level(shelf, (box[0] + box[2]) / 2, zones)
+    if level is None:
         return False
     x1, y1, x2, y2 = box
-    below = (x1, y2, x2, found[0].edge.y_top)
+    below = (x1, y2, x2, level[1])
     return below[3] - y2 >= (y2 - y1) / 4 and covered(below, products.xyxy) >= 0.5
 
 
-def _reaches_shelf(box: tuple[int, int, int, int], shelf: int, zones: list[Zone]) -> bool:
-    """Whether ``box`` reaches down into the lowest quarter of its shelf level."""
-    found = _shelf_above(shelf, (box[0] + box[2]) / 2, zones)
-    if found is None:
-        return False
-    zone, above = found
-    top = zone.top if above is None else above
-    return box[3] >= zone.edge.y_top - (zone.edge.y_top - top) / 4
+def _beside(boxes: np.ndarray, y1: int, y2: int) -> np.ndarray:
+    """Per product box, whether it stands beside a gap spanning rows ``y1``..``y2`` (in the
+    gap's lower half), not above or below it."""
+    low = y2 - (y2 - y1) // 2
+    return (np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], low)) > 0.3 * (y2 - low)
 
 
 def _within_level(
@@ -589,10 +598,7 @@ def _fit_gaps(
         left = min((a for a, _ in ends), default=0)
         right = max((b for _, b in ends), default=int(fixture.lab.shape[1] / fixture.scale))
         boxes = products.xyxy[products.shelf == g.shelf]
-        # Products beside the gap (standing in its lower half), not above or below it.
-        low = y2 - (y2 - y1) // 2
-        beside = (np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], low)) > 0.3 * (y2 - low)
-        for bx1, _, bx2, _ in boxes[beside]:
+        for bx1, _, bx2, _ in boxes[_beside(boxes, y1, y2)]:
             if bx1 + bx2 < x1 + x2:
                 left = max(left, int(bx2))
             else:
@@ -636,11 +642,9 @@ def _bare_stretches(
         for left, right in stretches:
             if right - left < BARE_MIN_WIDTH * width or _gap_over(gaps, int(number), left, right):
                 continue
-            found = _shelf_above(int(number), (left + right) / 2, zones)
-            if found is not None:
-                zone, above = found
-                top = zone.top if above is None else above
-                stretch = (left, top, right, zone.edge.y_top)
+            level = _level(int(number), (left + right) / 2, zones)
+            if level is not None:
+                stretch = (left, level[0], right, level[1])
                 if points_in_box(centres, stretch).any() and fixture.bare(stretch, back):
                     out.append(Gap(int(number), stretch))
     return out
@@ -698,11 +702,9 @@ def _free_columns(
     when that run is narrower than half a facing (the shelf's median product width)."""
     x1, y1, x2, y2 = box
     boxes = products.xyxy[products.shelf == shelf]
-    low = y2 - (y2 - y1) // 2
-    beside = (np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], low)) > 0.3 * (y2 - low)
     free = np.ones(max(0, x2 - x1) + 2, bool)
     free[[0, -1]] = False  # sentinels: every run starts and ends inside
-    for bx1, _, bx2, _ in boxes[beside]:
+    for bx1, _, bx2, _ in boxes[_beside(boxes, y1, y2)]:
         free[1 + max(0, bx1 - x1) : 1 + max(0, bx2 - x1)] = False
     edges = np.flatnonzero(np.diff(free.astype(np.int8)))
     if not len(edges):
