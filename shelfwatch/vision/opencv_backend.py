@@ -218,7 +218,7 @@ def _segment_upright(
         fixture = Fixture.of(work)
         back = fixture.back_lab(bands)
     with clock.stage("products"):
-        products = _products(*_with_row_facings(found, zones, w))
+        products = _products(*_with_row_facings(found, zones, shelves, w))
     with clock.stage("gaps"):
         if found.voids is not None:
             gaps = _void_gaps(
@@ -426,7 +426,7 @@ def _shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
 
 
 def _with_row_facings(
-    found: infer.Detected, zones: list[Zone], width: int
+    found: infer.Detected, zones: list[Zone], shelves: list[Shelf], width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The detector's sure boxes and the weak ones standing in a row of them on their shelf
     edge (``rows``), with their scores and shelves. Held-out per-shelf counts of
@@ -444,7 +444,7 @@ def _with_row_facings(
         weak_shelf,
         found.voids,
         found.void_scores,
-        _shelf_ends(zones),
+        {s.index: (s.x1, s.x2) for s in shelves},
         width,
     )
     return (
@@ -452,15 +452,6 @@ def _with_row_facings(
         np.concatenate([found.scores, found.weak_scores[take]]),
         np.concatenate([shelf, weak_shelf[take]]),
     )
-
-
-def _shelf_ends(zones: list[Zone]) -> dict[int, tuple[float, float]]:
-    """Per shelf, the columns its edge spans (over all its pieces)."""
-    ends: dict[int, tuple[float, float]] = {}
-    for z in zones:
-        a, b = ends.get(z.shelf, (z.edge.x1, z.edge.x2))
-        ends[z.shelf] = (min(a, z.edge.x1), max(b, z.edge.x2))
-    return ends
 
 
 def _products(boxes: np.ndarray, scores: np.ndarray, shelf: np.ndarray) -> Products:
