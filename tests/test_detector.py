@@ -108,6 +108,55 @@ def test_without_the_one_map_nets_the_detector_still_runs(tmp_path: Path) -> Non
     assert 0 <= shipped.void_mask.min() <= shipped.void_mask.max() <= 1
 
 
+def _fake_pass(side: int, sure: dict[int, tuple[int, float]], photo: tuple[int, int]):
+    """The detector's output at ``side``: ``sure[side]`` = (products, score) peaks in a row,
+    each about 30 px tall at that input, nothing else."""
+    from shelfwatch.vision.detector.data import STRIDE
+
+    h, w = photo
+    scale = side / max(h, w)
+    ih, iw = round(h * scale), round(w * scale)
+    ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
+    out = np.zeros((6, ph // STRIDE, pw // STRIDE), np.float32)
+    out[0] = out[5] = -10.0  # no product, no void
+    out[1:3] = np.log(30 / STRIDE)  # boxes 30 px wide and tall at this input
+    n, score = sure[side]
+    for k in range(n):
+        out[0, out.shape[1] // 2, 4 + 8 * k] = np.log(score / (1 - score))
+    return out, scale, np.zeros((1, 3, ph, pw), np.float32), (ih, iw)
+
+
+def test_the_pass_the_detector_is_surer_in_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A close-up shows packs larger than the sizes the detector learned: at 640 px it
+    fires on their parts, unsure; at the smaller input it finds the packs, sure. The pass
+    whose 90th percentile score is higher by the margin is the one used."""
+    import shelfwatch.vision.detector.infer as infer
+
+    photo = np.zeros((960, 1280, 3), np.uint8)
+    for sure, side in (
+        ({640: (20, 0.3), 384: (5, 0.8)}, 384),  # parts at 640, packs at 384
+        ({640: (20, 0.8), 384: (5, 0.3)}, 640),  # an ordinary photo: 640 is surer
+        ({640: (20, 0.3), 384: (5, 0.33)}, 640),  # within the margin: 640 stays
+    ):
+        monkeypatch.setattr(
+            infer, "_forward", lambda net, bgr, s, sure=sure: _fake_pass(s, sure, (960, 1280))
+        )
+        found = infer.detect(photo)
+        assert len(found.boxes) == sure[side][0], (sure, side)
+        # Boxes in the photo's pixels: 30 px at the chosen input.
+        assert np.allclose(found.boxes[:, 3] - found.boxes[:, 1], 30 * 1280 / side, atol=1)
+        assert found.shelf_edges is not None and found.shelf_edges.shape == (960, 1280)
+    # A photo no larger than the small input has one pass only.
+    sides: list[int] = []
+
+    def one(net: object, bgr: np.ndarray, s: int):
+        sides.append(s)
+        return _fake_pass(s, {640: (5, 0.3)}, (240, 320))
+
+    monkeypatch.setattr(infer, "_forward", one)
+    assert len(infer.detect(np.zeros((240, 320, 3), np.uint8)).boxes) == 5 and sides == [640]
+
+
 def _recall(model: Path, photos: list[tuple[Path, object]], threshold: float) -> float:
     tp = total = 0
     for file, image in photos:

@@ -64,14 +64,17 @@ def test_more_shelves_one_to_one_on_photos_never_trained_on(shared_dir: Path) ->
 
 
 def test_real_products_per_camera(shared_dir: Path) -> None:
-    """Racks of cigarette packs: the held-out cameras at the issue's no-regression target;
-    the training cameras' close-ups are the detector's known weak spot (see the README)."""
+    """Racks of cigarette packs: the held-out cameras at the issue's no-regression target.
+    The training cameras' close-ups show packs larger than the detector learned; read at
+    640 px alone they counted 35 % off (the detector fired on packs' parts), the smaller
+    pass reads them at the scale it learned."""
     rows = accuracy.score_real_products(shared_dir / "real-products", get_segmenter("opencv"))
     held = accuracy.summarise_products([r for r in rows if r["camera"] in ("C3", "C4")], "C3-C4")
     assert held["precision"] >= 0.95 and held["recall"] >= 0.95, held
     assert held["count_mape"] <= 3, held
     trained = accuracy.summarise_products([r for r in rows if r["camera"] in ("C1", "C2")], "C1-2")
-    assert trained["precision"] >= 0.75 and trained["recall"] >= 0.9, trained
+    assert trained["precision"] >= 0.9 and trained["recall"] >= 0.95, trained
+    assert trained["count_mape"] <= 5, trained
 
 
 def test_supermarket_shelf_counts_on_photos_never_trained_or_tuned_on(shared_dir: Path) -> None:

@@ -22,6 +22,13 @@ INPUT_SIDE = 640  # the photo's longer side at inference
 THRESHOLD = 0.25
 RELATIVE = 0.5
 FLOOR = 0.2  # scores considered for the percentile
+# A second, smaller pass: close-ups show packs larger than the sizes the detector learned
+# (products 20-120 px tall at its input), where at INPUT_SIDE it fires on a pack's parts with
+# low scores; at SMALL_SIDE the packs are in its range and it is surer. The pass whose
+# sureness (90th percentile score) is higher by MARGIN is used (racks C1-C2 count error
+# 35 -> 1 %; see the README).
+SMALL_SIDE = 384
+MARGIN = 1.15
 GAP_THRESHOLD = 0.2
 # Voids down to VOID_FLOOR are returned too: overlapping ones on a shelf whose scores add up
 # to GAP_TOGETHER are a gap (a wide empty stretch draws several weak centres). Chosen on
@@ -114,32 +121,54 @@ def _centre_inside_better(boxes: np.ndarray) -> np.ndarray:
 
 
 def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) -> Detected:
-    """Product (and void) boxes (x1, y1, x2, y2) and scores in ``bgr``'s pixels."""
+    """Product (and void) boxes (x1, y1, x2, y2) and scores in ``bgr``'s pixels, from the
+    pass (``INPUT_SIDE`` or ``SMALL_SIDE``) the detector is surer in."""
     h, w = bgr.shape[:2]
-    scale = INPUT_SIDE / max(h, w)
-    ih, iw = int(round(h * scale)), int(round(w * scale))
-    resized = cv2.resize(bgr, (iw, ih), interpolation=cv2.INTER_AREA)
-    ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
-    padded = np.zeros((ph, pw, 3), np.uint8)
-    padded[:ih, :iw] = resized
-    blob = to_input(padded)[None]  # once: the one-map nets read the same input
     net = load(path)
-    net.setInput(blob)
-    out = net.forward()[0]
+    out, scale, blob, size = _forward(net, bgr, INPUT_SIDE)
     boxes, scores = decode(out, scale, min(WEAK_FLOOR, threshold))
+    if max(h, w) > SMALL_SIDE:
+        small = _forward(net, bgr, SMALL_SIDE)
+        small_boxes, small_scores = decode(small[0], small[1], min(WEAK_FLOOR, threshold))
+        if sureness(small_scores) > MARGIN * sureness(scores):
+            (out, scale, blob, size), boxes, scores = small, small_boxes, small_scores
     cut = threshold
     if (scores >= FLOOR).any():
-        cut = max(threshold, RELATIVE * float(np.percentile(scores[scores >= FLOOR], 90)))
+        cut = max(threshold, RELATIVE * sureness(scores))
     keep = scores >= cut
     found = Detected(_clip(boxes[keep], w, h), scores[keep])
     found.weak, found.weak_scores = _clip(boxes[~keep], w, h), scores[~keep]
     if out.shape[0] > GAP_HEAT:
         voids, void_scores = decode(out, scale, VOID_FLOOR, channel=GAP_HEAT)
         found.voids, found.void_scores = _clip(voids, w, h), void_scores
-    # The one-map nets beside the detector read the same input.
-    found.shelf_edges = _one_map(path.with_name(EDGES), blob, (ih, iw), (w, h))
-    found.void_mask = _one_map(path.with_name(VOID_MASK), blob, (ih, iw), (w, h))
+    # The one-map nets beside the detector read the same input, at the scale chosen.
+    found.shelf_edges = _one_map(path.with_name(EDGES), blob, size, (w, h))
+    found.void_mask = _one_map(path.with_name(VOID_MASK), blob, size, (w, h))
     return found
+
+
+def sureness(scores: np.ndarray) -> float:
+    """How sure the detector is of a photo's products: the 90th percentile of its scores
+    from ``FLOOR`` up (0 with none there)."""
+    sure = scores[scores >= FLOOR]
+    return float(np.percentile(sure, 90)) if len(sure) else 0.0
+
+
+def _forward(
+    net: cv2.dnn.Net, bgr: np.ndarray, side: int
+) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
+    """The detector's output for ``bgr`` scaled to ``side`` px on its longer side, the
+    scale, the network input (padded to a multiple of 32) and the scaled photo's (h, w)."""
+    h, w = bgr.shape[:2]
+    scale = side / max(h, w)
+    ih, iw = int(round(h * scale)), int(round(w * scale))
+    resized = cv2.resize(bgr, (iw, ih), interpolation=cv2.INTER_AREA)
+    ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
+    padded = np.zeros((ph, pw, 3), np.uint8)
+    padded[:ih, :iw] = resized
+    blob = to_input(padded)[None]  # once: the one-map nets read the same input
+    net.setInput(blob)
+    return net.forward()[0], scale, blob, (ih, iw)
 
 
 def _one_map(
