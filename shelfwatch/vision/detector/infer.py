@@ -125,13 +125,15 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     pass (``INPUT_SIDE`` or ``SMALL_SIDE``) the detector is surer in."""
     h, w = bgr.shape[:2]
     net = load(path)
+    floor = min(WEAK_FLOOR, threshold)
     out, scale, blob, size = _forward(net, bgr, INPUT_SIDE)
-    boxes, scores = decode(out, scale, min(WEAK_FLOOR, threshold))
+    boxes, scores = decode(out, scale, floor)
     if max(h, w) > SMALL_SIDE:
         small = _forward(net, bgr, SMALL_SIDE)
-        small_boxes, small_scores = decode(small[0], small[1], min(WEAK_FLOOR, threshold))
+        small_boxes, small_scores = decode(small[0], small[1], floor)
         if sureness(small_scores) > MARGIN * sureness(scores):
-            (out, scale, blob, size), boxes, scores = small, small_boxes, small_scores
+            out, scale, blob, size = small
+            boxes, scores = small_boxes, small_scores
     cut = threshold
     if (scores >= FLOOR).any():
         cut = max(threshold, RELATIVE * sureness(scores))
