@@ -157,6 +157,41 @@ def test_the_pass_the_detector_is_surer_in_is_used(monkeypatch: pytest.MonkeyPat
     assert len(infer.detect(np.zeros((240, 320, 3), np.uint8)).boxes) == 5 and sides == [640]
 
 
+def _one_box(side: int, box: tuple[float, float, float, float] | None, photo: tuple[int, int]):
+    """The detector's output at ``side`` with one product, ``box`` in photo pixels (or none)."""
+    from shelfwatch.vision.detector.data import STRIDE
+
+    out, scale, blob, size = _fake_pass(side, {side: (0, 0.5)}, photo)
+    if box is not None:
+        x1, y1, x2, y2 = (v * scale / STRIDE for v in box)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        ix, iy = int(cx), int(cy)
+        out[0, iy, ix] = np.log(0.9 / 0.1)
+        out[1:3, iy, ix] = np.log(x2 - x1), np.log(y2 - y1)
+        out[3:5, iy, ix] = cx - ix, cy - iy
+    return out, scale, blob, size
+
+
+def test_both_passes_on_one_product_are_averaged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 640 px the detector draws a tall pack short; the smaller pass's box of the same
+    product is averaged in. A box the other pass has nothing on stays as it is."""
+    import shelfwatch.vision.detector.infer as infer
+
+    photo = np.zeros((960, 1280, 3), np.uint8)
+    for small, expected in (
+        ((600, 380, 700, 600), (600, 390, 700, 590)),  # same product: the mean of both
+        ((900, 380, 1000, 600), (600, 400, 700, 580)),  # another place: unchanged
+        (None, (600, 400, 700, 580)),
+    ):
+        boxes = {640: (600, 400, 700, 580), 384: small}
+        monkeypatch.setattr(
+            infer, "_forward", lambda net, bgr, s, b=boxes: _one_box(s, b[s], (960, 1280))
+        )
+        found = infer.detect(photo)
+        assert len(found.boxes) == 1
+        assert np.allclose(found.boxes[0], expected, atol=1.0), (small, found.boxes)
+
+
 def _recall(model: Path, photos: list[tuple[Path, object]], threshold: float) -> float:
     tp = total = 0
     for file, image in photos:
