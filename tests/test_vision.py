@@ -244,6 +244,25 @@ def test_bays_at_equal_heights_are_divided_at_their_uprights() -> None:
     assert (single.x1, single.x2, single.after_upright) == (0, 1200, False)
 
 
+def test_uprights_are_found_on_the_photos_strips_under_learned_lines() -> None:
+    """The shelf-edge net draws each shelf's line straight through the uprights; the photo's
+    own rails break there, and the bays are divided at those breaks."""
+    from shelfwatch.vision.shelves import find_bays
+
+    rails = [150, 350, 550, 750]
+    three = np.full((900, 1200), 60, np.uint8)
+    for x1, x2 in ((0, 390), (410, 790), (810, 1200)):
+        _bay(three, x1, x2, rails)
+    lines = np.zeros_like(three)
+    for y in rails:
+        lines[y : y + 3, :] = 1  # across the whole photo, uprights included
+    bays = find_bays(three, lines=lines)
+    assert [b.after_upright for b in bays] == [False, True, True]
+    assert [b.x1 for b in bays[1:]] == pytest.approx([400, 800], abs=15)
+    for bay in bays:
+        assert [e.y_top for e in bay.edges] == pytest.approx(rails, abs=4)
+
+
 def test_a_tall_top_level_does_not_hide_the_shelves_below() -> None:
     """Pegboard hooks over a fixture make one tall level; the shelves under it are of the
     usual height and are all kept (a zone is short against the typical level, not the

@@ -314,8 +314,9 @@ def find_bays(
     A correlation of profiles, not a comparison of edges found in narrow windows, decides
     where bays are: a narrow window's edges come and go with its exact placement.
 
-    ``lines``: the shelf-edge net's map (0/1), where it is there: bays, uprights and
-    edges are then found on its lines instead of the photo's long horizontal edges.
+    ``lines``: the shelf-edge net's map (0/1), where it is there: bays and edges are then
+    found on its lines instead of the photo's long horizontal edges (uprights still on the
+    photo's strips, which break there).
     """
     h, w = gray.shape
     columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
@@ -365,11 +366,13 @@ def find_bays(
             a = bays.pop().x1
             edges = edges_of(a, b)
         bays.append(Bay(a, b, edges))
-    # Bays side by side with shelves at the same heights: divided at their uprights.
+    # Bays side by side with shelves at the same heights: divided at their uprights, found
+    # on the photo's own strips (a price rail breaks at the upright; the shelf-edge net draws
+    # its line through it).
     divided = []
     for bay in bays:
         local = [replace(e, x1=e.x1 - bay.x1, x2=e.x2 - bay.x1) for e in bay.edges]
-        cuts = uprights(lines_of(bay.x1, bay.x2), local)
+        cuts = uprights(photo_lines(bay.x1, bay.x2), local)
         xs = [bay.x1, *(bay.x1 + c for c in cuts), bay.x2]
         if len(xs) == 2:
             divided.append(bay)
