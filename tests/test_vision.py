@@ -531,3 +531,20 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
     # A weakly marked area is not enough on its own.
     mask[260:420, 400:520] = 0.6
     assert [g.shelf for g in _masked_gaps(gaps, mask, products, zones)] == [1]
+
+
+def test_tilt_is_measured_from_shelf_edges_and_a_blank_photo_is_level(rendered: Path) -> None:
+    """The tilt that levels a photo follows its rotation; a photo without horizontal edges
+    gives no evidence of tilt (it was reported tilted by the search's first angle)."""
+    from shelfwatch.vision.shelves import estimate_tilt
+
+    gray = cv2.cvtColor(load_image(next((rendered / "images").iterdir())), cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    level = estimate_tilt(gray)
+    for angle in (-6.0, 4.0):
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        turned = cv2.warpAffine(gray, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        assert estimate_tilt(turned) == pytest.approx(level - angle, abs=0.5)
+    assert abs(estimate_tilt(np.full((600, 800), 200, np.uint8))) < 1e-6
+    scene = get_segmenter("opencv").segment(np.full((600, 800, 3), 200, np.uint8))
+    assert not scene.quality["tilted"] and scene.quality["blank"]

@@ -65,9 +65,11 @@ def estimate_tilt(gray: np.ndarray, max_deg: float = 10.0) -> float:
         rows = cv2.reduce(cv2.warpAffine(edges, rot, (w, h)), 1, cv2.REDUCE_AVG).ravel()
         return float(np.sort(rows)[-max(3, h // 50) :].mean())
 
-    coarse = np.arange(-max_deg, max_deg + 0.01, 1.0)
+    # Angles nearest level first: a tie (a photo without horizontal edges, where every
+    # angle scores 0) is no evidence of tilt, and argmax takes the first of equal scores.
+    coarse = sorted(np.arange(-max_deg, max_deg + 0.01, 1.0), key=abs)
     best = float(coarse[np.argmax([score(half, a) for a in coarse])])
-    fine = np.arange(best - 0.9, best + 0.91, 0.15)
+    fine = sorted(np.arange(best - 0.9, best + 0.91, 0.15), key=abs)
     return float(fine[np.argmax([score(edges, a) for a in fine])])
 
 
