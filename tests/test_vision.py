@@ -548,3 +548,27 @@ def test_tilt_is_measured_from_shelf_edges_and_a_blank_photo_is_level(rendered: 
     assert abs(estimate_tilt(np.full((600, 800), 200, np.uint8))) < 1e-6
     scene = get_segmenter("opencv").segment(np.full((600, 800, 3), 200, np.uint8))
     assert not scene.quality["tilted"] and scene.quality["blank"]
+
+
+def test_a_panorama_is_read_by_its_height(rendered: Path) -> None:
+    """Six renders side by side (a phone's panorama of a run of bays, 5.6 : 1): each part
+    is read as a photo is, so its products are found as in the photos alone (read by the
+    panorama's width, they were about 20 px tall at the detector's input and a third of
+    them missed)."""
+    from shelfwatch.labels.coco import read_coco
+    from shelfwatch.vision.evaluation import greedy_match
+
+    coco = read_coco(rendered / "annotations.json")
+    images = coco.images[:6]
+    height = min(im.height for im in images)
+    parts, truth, x0 = [], [], 0
+    for im in images:
+        part = load_image(rendered / "images" / im.file_name)[:height]
+        boxes = [o.bbox for o in im.objects if o.category != "gap" and o.bbox[3] <= height]
+        truth += [(x1 + x0, y1, x2 + x0, y2) for x1, y1, x2, y2 in boxes]
+        parts.append(part)
+        x0 += part.shape[1]
+    panorama = np.concatenate(parts, axis=1)
+    found = get_segmenter("opencv").segment(panorama).products.xyxy
+    matched = greedy_match(found, np.array(truth), 0.5)
+    assert matched / len(truth) >= 0.95 and matched / len(found) >= 0.9, (matched, len(truth))

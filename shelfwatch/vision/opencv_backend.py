@@ -17,6 +17,7 @@ from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.detector import infer
 from shelfwatch.vision.evaluation import interval_iou, points_in_box
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
+from shelfwatch.vision.frame import reading_side
 from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked_range
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.rows import covered, row_facings
@@ -142,7 +143,9 @@ def _upright(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, flo
     """The working frame: the photo scaled to about WORK_PIXELS and its tilt undone; its gray
     version, the photo -> frame transform, and the tilt (degrees)."""
     height, width = image.shape[:2]
-    scale = min(1.0, math.sqrt(WORK_PIXELS / (height * width)))
+    # A panorama: WORK_PIXELS for each of its photo-sized parts (``frame``).
+    area = min(height, width) * reading_side(height, width)
+    scale = min(1.0, math.sqrt(WORK_PIXELS / area))
     # Area averaging even for a mild shrink: linear interpolation is faster but cost 0.02
     # of one-to-one shelf recall on real-shelves (thin shelf-edge lines alias).
     work = (

@@ -12,6 +12,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
 from shelfwatch.vision.evaluation import interval_iou
+from shelfwatch.vision.frame import reading_side
 
 # A single thin line is a shelf edge only when it crosses this much of the width.
 THIN_LINE_MIN = 0.8
@@ -52,7 +53,7 @@ def estimate_tilt(gray: np.ndarray, max_deg: float = 10.0) -> float:
     concentrated wins. More robust than Hough voting, which product sides and perspective
     pull off.
     """
-    scale = min(1.0, 600 / max(gray.shape))
+    scale = min(1.0, 600 / reading_side(*gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     edges = horizontal_edge_map(small).astype(np.float32)
     # The whole-degree search on a half-size map (a quarter of the work), the fine one at

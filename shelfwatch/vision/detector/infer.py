@@ -12,6 +12,7 @@ import numpy as np
 from shelfwatch.core.errors import ShelfWatchError
 from shelfwatch.vision.detector.data import STRIDE, to_input
 from shelfwatch.vision.evaluation import iou_matrix
+from shelfwatch.vision.frame import reading_side
 
 SHIPPED = Path(__file__).with_name("facings.onnx")
 INPUT_SIDE = 640  # the photo's longer side at inference
@@ -42,6 +43,7 @@ GAP_THRESHOLD = 0.2
 VOID_FLOOR = 0.1
 GAP_TOGETHER = 0.45
 NMS_IOU = 0.4
+TOP_K = 400  # peaks per photo read (a panorama: per photo-sized part, see ``frame``)
 # Products from WEAK_FLOOR up to the photo's cut come back as weak: one standing in a row of
 # kept products is a facing (``vision.rows``). 0.1 / 0.15 / 0.2 tried on the tuned half of
 # the counted real-shelves photos and real-products C1-C2 (see the README).
@@ -85,7 +87,11 @@ def load(path: Path = SHIPPED) -> cv2.dnn.Net:
 
 
 def decode(
-    out: np.ndarray, scale: float, threshold: float = THRESHOLD, top_k: int = 400, channel: int = 0
+    out: np.ndarray,
+    scale: float,
+    threshold: float = THRESHOLD,
+    top_k: int = TOP_K,
+    channel: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Network output (C, H, W) -> boxes (N, 4) in photo pixels and scores, best first, of the
     heatmap in ``channel`` (size and offset are shared)."""
@@ -133,11 +139,12 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     h, w = bgr.shape[:2]
     net = load(path)
     floor = min(WEAK_FLOOR, threshold)
+    top_k = int(TOP_K * max(h, w) / reading_side(h, w))
     out, scale, blob, size = _forward(net, bgr, INPUT_SIDE)
-    boxes, scores = decode(out, scale, floor)
-    if max(h, w) > SMALL_SIDE:
+    boxes, scores = decode(out, scale, floor, top_k)
+    if reading_side(h, w) > SMALL_SIDE:
         small = _forward(net, bgr, SMALL_SIDE)
-        small_boxes, small_scores = decode(small[0], small[1], floor)
+        small_boxes, small_scores = decode(small[0], small[1], floor, top_k)
         other = small_boxes  # the pass not used, for each box's second reading
         if sureness(small_scores) > MARGIN * sureness(scores):
             out, scale, blob, size = small
@@ -151,7 +158,7 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     found = Detected(_clip(boxes[keep], w, h), scores[keep])
     found.weak, found.weak_scores = _clip(boxes[~keep], w, h), scores[~keep]
     if out.shape[0] > GAP_HEAT:
-        voids, void_scores = decode(out, scale, VOID_FLOOR, channel=GAP_HEAT)
+        voids, void_scores = decode(out, scale, VOID_FLOOR, top_k, channel=GAP_HEAT)
         found.voids, found.void_scores = _clip(voids, w, h), void_scores
     # The one-map nets beside the detector read the same input, at the scale chosen.
     found.shelf_edges = _one_map(path.with_name(EDGES), blob, size, (w, h))
@@ -182,10 +189,11 @@ def sureness(scores: np.ndarray) -> float:
 def _forward(
     net: cv2.dnn.Net, bgr: np.ndarray, side: int
 ) -> tuple[np.ndarray, float, np.ndarray, tuple[int, int]]:
-    """The detector's output for ``bgr`` scaled to ``side`` px on its longer side, the
-    scale, the network input (padded to a multiple of 32) and the scaled photo's (h, w)."""
+    """The detector's output for ``bgr`` scaled to ``side`` px on its longer side (a
+    panorama: see ``frame``), the scale, the network input (padded to a multiple of 32)
+    and the scaled photo's (h, w)."""
     h, w = bgr.shape[:2]
-    scale = side / max(h, w)
+    scale = side / reading_side(h, w)
     ih, iw = int(round(h * scale)), int(round(w * scale))
     resized = cv2.resize(bgr, (iw, ih), interpolation=cv2.INTER_AREA)
     ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
