@@ -139,10 +139,11 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     h, w = bgr.shape[:2]
     net = load(path)
     floor = min(WEAK_FLOOR, threshold)
-    top_k = int(TOP_K * max(h, w) / reading_side(h, w))
+    read = reading_side(h, w)
+    top_k = int(TOP_K * max(h, w) / read)
     out, scale, blob, size = _forward(net, bgr, INPUT_SIDE)
     boxes, scores = decode(out, scale, floor, top_k)
-    if reading_side(h, w) > SMALL_SIDE:
+    if read > SMALL_SIDE:
         small = _forward(net, bgr, SMALL_SIDE)
         small_boxes, small_scores = decode(small[0], small[1], floor, top_k)
         other = small_boxes  # the pass not used, for each box's second reading
