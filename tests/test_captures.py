@@ -426,3 +426,11 @@ def test_bad_videos_leave_nothing_in_the_database(
     records = _records(r.stdout)
     assert records and all(rec["counts"]["products"] == 0 for rec in records), r.output
     assert any(rec["quality"].get("low_confidence") for rec in records), records[0]["quality"]
+
+
+def test_bench_captures_without_rendered_seeds(cli) -> None:
+    """``--seeds ""`` asks for the real videos only: no rendered captures, no summary of
+    none (it divided by zero)."""
+    result = cli.invoke(app, ["bench", "captures", "--seeds", "", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == ""

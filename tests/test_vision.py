@@ -572,3 +572,24 @@ def test_a_panorama_is_read_by_its_height(rendered: Path) -> None:
     found = get_segmenter("opencv").segment(panorama).products.xyxy
     matched = greedy_match(found, np.array(truth), 0.5)
     assert matched / len(truth) >= 0.95 and matched / len(found) >= 0.9, (matched, len(truth))
+
+
+def test_a_row_below_the_lowest_edge_in_view_is_a_shelf_of_its_own(rendered: Path) -> None:
+    """A photo cut off above the bottom shelf's edge (or whose lowest edge is too faint to
+    find): the products standing there are a shelf of their own, not part of the shelf above
+    (they were: its count was both rows')."""
+    from shelfwatch.labels.coco import read_coco
+
+    coco = read_coco(rendered / "annotations.json")
+    truth = json.loads((rendered / "truth.json").read_text(encoding="utf-8"))
+    segmenter = get_segmenter("opencv")
+    for im in coco.images[:4]:
+        levels = truth[im.file_name]["shelves"]
+        photo = load_image(rendered / "images" / im.file_name)[: levels[-1]["edge_y"] - 10]
+        boxes = np.array([o.bbox for o in im.objects if o.category != "gap"])
+        centres = (boxes[:, 1] + boxes[:, 3]) / 2
+        per_level = np.histogram(centres, [0] + [s["edge_y"] for s in levels])[0]
+        scene = segmenter.segment(photo)
+        assert len(scene.shelves) == len(levels), im.file_name
+        counts = np.array(list(scene.counts()["per_shelf"].values()))
+        assert np.abs(counts - per_level).max() <= 1, (im.file_name, counts, per_level)

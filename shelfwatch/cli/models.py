@@ -358,7 +358,7 @@ def bench_captures(
         raise fail(f"--seeds must be whole numbers, got {seeds!r}") from None
     with tempfile.TemporaryDirectory() as tmp:
         rows = captures.rendered(segmenter, Path(tmp), seed_list, say)
-    out = [*rows, captures.summary(rows)]
+    out = [*rows, captures.summary(rows)] if rows else []  # --seeds "": the real videos only
     if shared is not None:
         out += captures.real_videos(segmenter, shared / "real-video", say)
     for row in out:

@@ -45,6 +45,8 @@ MASK_ON = 0.5
 MASK_SURE = 0.8
 MASK_MIN_AREA = 0.0015
 MASK_STEP = 4
+# A row of at least this many products below a bay's lowest edge stands on a shelf of its own.
+OPEN_LEVEL_ROW = 3
 
 
 class StageClock(dict[str, float]):
@@ -288,6 +290,8 @@ def shelf_zones(
         if by_rows:
             inside = (centres >= bay.x1) & (centres < bay.x2)
             bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]), boxes[inside])
+        if boxes is not None:
+            bay_zones += _open_level(bay_zones, boxes, h)
         slices.append(bay_zones)
         at_upright.append(bay.after_upright)
     zones: list[Zone] = []
@@ -411,6 +415,25 @@ def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdg
     return zones
 
 
+def _open_level(
+    zones: list[tuple[int, int, ShelfEdge]], boxes: np.ndarray, h: int
+) -> list[tuple[int, int, ShelfEdge]]:
+    """The level below a bay's lowest edge, where a row of products stands on a shelf the
+    photo does not show (cut off by the frame, or an edge too faint to find): at least
+    OPEN_LEVEL_ROW detected products in the edge's columns whose tops lie below it. Its edge
+    is the row's base, out of view. Without it those products joined the shelf above and its
+    gaps were lost (real-gaps' photos are crops: their bottom row often has no edge in view)."""
+    if not zones:
+        return []
+    edge = zones[-1][2]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    row = boxes[(cx >= edge.x1) & (cx <= edge.x2) & (boxes[:, 1] >= edge.y_bottom)]
+    if len(row) < OPEN_LEVEL_ROW:
+        return []
+    base = min(h - 1, int(np.percentile(row[:, 3], 90)))
+    return [(edge.y_bottom + 1, base, ShelfEdge(base, base, edge.x1, edge.x2, 0.0, False))]
+
+
 def _shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
     """Per box, the shelf (1-based) whose zone, from the products' tops down to its edge
     strip, holds its centre, else the nearest one; 0 without shelves."""
@@ -450,6 +473,9 @@ def _with_row_facings(
         {s.index: (s.x1, s.x2) for s in shelves},
         width,
     )
+    # Weak boxes are taken for standing on their shelf's edge: not where it is out of view
+    # (on racks they were the sides of packs in a row cut off by the frame).
+    take &= ~np.isin(weak_shelf, [z.shelf for z in zones if not z.edge.in_view])
     return (
         np.concatenate([found.boxes, found.weak[take]]),
         np.concatenate([found.scores, found.weak_scores[take]]),

@@ -37,13 +37,16 @@ SURE_STRIP = 0.9
 
 @dataclass(frozen=True)
 class ShelfEdge:
-    """A shelf's front edge strip: its top and bottom rows and the fixture's x extent."""
+    """A shelf's front edge strip: its top and bottom rows and the fixture's x extent.
+    ``in_view``: False for the base of a row of products whose shelf the photo does not show
+    (cut off by the frame)."""
 
     y_top: int
     y_bottom: int
     x1: int
     x2: int
     strength: float
+    in_view: bool = True
 
 
 def estimate_tilt(gray: np.ndarray, max_deg: float = 10.0) -> float:
