@@ -422,7 +422,9 @@ def _open_level(
     photo does not show (cut off by the frame, or an edge too faint to find): at least
     OPEN_LEVEL_ROW detected products in the edge's columns whose tops lie below it. Its edge
     is the row's base, out of view. Without it those products joined the shelf above and its
-    gaps were lost (real-gaps' photos are crops: their bottom row often has no edge in view)."""
+    gaps were lost (real-gaps' photos are crops: their bottom row often has no edge in view).
+    The one product-row correction kept on the shelf-edge net's lines (``merge_rows``, the
+    general one, made more wrong shelves there than it fixed: see the README)."""
     if not zones:
         return []
     edge = zones[-1][2]
@@ -431,7 +433,8 @@ def _open_level(
     if len(row) < OPEN_LEVEL_ROW:
         return []
     base = min(h - 1, int(np.percentile(row[:, 3], 90)))
-    return [(edge.y_bottom + 1, base, ShelfEdge(base, base, edge.x1, edge.x2, 0.0, False))]
+    unseen = ShelfEdge(base, base, edge.x1, edge.x2, strength=0.0, in_view=False)
+    return [(edge.y_bottom + 1, base, unseen)]
 
 
 def _shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
