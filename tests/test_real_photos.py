@@ -46,6 +46,10 @@ def test_real_shelves_one_to_one(shelf_rows: list[dict[str, Any]]) -> None:
     summary = accuracy.summarise_shelves(shelf_rows, "all")
     assert summary["shelf_recall_1to1"] >= 0.78, summary
     assert summary["shelf_precision_1to1"] >= 0.8, summary
+    # The 0.90 holds where one bay was annotated (0.95); bays side by side at
+    # equal heights are what is left (0.65 on the 12 photos that show them).
+    assert summary["photos_side_by_side"] == 12, summary
+    assert summary["shelf_recall_1to1_single_bay"] >= 0.9, summary
 
 
 def test_more_shelves_one_to_one_on_photos_never_trained_on(shared_dir: Path) -> None:

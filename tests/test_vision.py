@@ -593,3 +593,31 @@ def test_a_row_below_the_lowest_edge_in_view_is_a_shelf_of_its_own(rendered: Pat
         assert len(scene.shelves) == len(levels), im.file_name
         counts = np.array(list(scene.counts()["per_shelf"].values()))
         assert np.abs(counts - per_level).max() <= 1, (im.file_name, counts, per_level)
+
+
+def test_annotated_bays_side_by_side() -> None:
+    """Shelf boxes in two columns are two bays; a lone box beside a bay (a shelf the
+    annotator boxed in pieces) and a bay seen at an angle (columns drifting) are not."""
+    from shelfwatch.bench.accuracy import annotated_bays
+
+    left = [(0, y, 400, y + 90) for y in (0, 100, 200)]
+    right = [(410, y + 20, 800, y + 110) for y in (0, 100, 200)]
+    assert annotated_bays(left + right) == 2
+    assert annotated_bays(left + [(410, 0, 480, 90)]) == 1
+    drifting = [(10 * k, 100 * k, 400 + 30 * k, 100 * k + 90) for k in range(5)]
+    assert annotated_bays(drifting) == 1
+
+
+def test_one_to_one_recall_split_by_photos_with_bays_side_by_side() -> None:
+    from shelfwatch.bench.accuracy import summarise_shelves
+
+    rows = [
+        {"shelves": 10, "found": 10, "matched": 5, "side_by_side": True},
+        {"shelves": 6, "found": 6, "matched": 6, "side_by_side": False},
+        {"shelves": 4, "found": 3, "matched": 3, "side_by_side": False},
+    ]
+    summary = summarise_shelves(rows, "all")
+    assert summary["shelf_recall_1to1"] == 0.7
+    assert summary["shelf_recall_1to1_side_by_side"] == 0.5
+    assert summary["shelf_recall_1to1_single_bay"] == 0.9
+    assert summary["photos_side_by_side"] == 1

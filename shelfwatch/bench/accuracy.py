@@ -186,6 +186,7 @@ def score_real_shelves(
                 {
                     "set": "real-shelves",
                     "image": name,
+                    "side_by_side": annotated_bays(boxes) >= 2,
                     "failed": str(exc),
                     "shelves": len(truth),
                     "found": 0,
@@ -199,6 +200,7 @@ def score_real_shelves(
             {
                 "set": "real-shelves",
                 "image": name,
+                "side_by_side": annotated_bays(boxes) >= 2,
                 "shelves": len(truth),
                 "found": shelf_recall(bands, truth),
                 "detected": len(bands),
@@ -354,9 +356,39 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
             sum(r.get("matched", 0) for r in rows) / max(1, sum(r.get("judged", 0) for r in rows)),
             4,
         ),
+        # Photos whose annotators boxed bays side by side against the rest: where the
+        # remaining one-to-one misses are (a bay not told from its neighbour).
+        **{
+            f"shelf_recall_1to1_{kind}": round(
+                sum(r.get("matched", 0) for r in part) / max(1, sum(r["shelves"] for r in part)),
+                4,
+            )
+            for kind, part in (
+                ("side_by_side", [r for r in rows if r.get("side_by_side")]),
+                ("single_bay", [r for r in rows if not r.get("side_by_side")]),
+            )
+        },
+        "photos_side_by_side": sum(1 for r in rows if r.get("side_by_side")),
         "failed_photos": sum(1 for r in rows if "failed" in r),
         "ms_per_photo": round(float(np.mean(timed)), 1) if timed else None,
     }
+
+
+def annotated_bays(boxes: list[tuple[float, ...]]) -> int:
+    """How many bays side by side the annotated shelf boxes show: boxes whose columns
+    overlap by more than half the narrower one are shelves of one bay, and a bay needs two
+    shelves (a lone box beside a bay is a shelf the annotator cut in pieces, not a bay)."""
+    bays: list[list[tuple[float, ...]]] = []
+    for box in sorted(boxes, key=lambda b: b[0]):
+        for bay in bays:
+            x1 = float(np.median([b[0] for b in bay]))
+            x2 = float(np.median([b[2] for b in bay]))
+            if min(x2, box[2]) - max(x1, box[0]) > 0.5 * min(x2 - x1, box[2] - box[0]):
+                bay.append(box)
+                break
+        else:
+            bays.append([box])
+    return sum(1 for bay in bays if len(bay) >= 2)
 
 
 def real_products_coco(folder: Path, cameras: tuple[str, ...]) -> dict[str, Any]:
