@@ -66,6 +66,45 @@ def test_shelf_edges_are_learned_along_box_bottoms_where_every_shelf_is_boxed() 
     assert all(len(c.shelves) <= 2 for c in crops) and any(len(c.shelves) for c in crops)
 
 
+def test_uprights_are_learned_at_the_sides_of_annotated_bays() -> None:
+    """The upright target is a line down each side of every bay of two or more boxed
+    shelves, from its top shelf to its bottom one; not where the frame cuts the bay, nor
+    beside a lone box. Its loss counts a little beyond the boxed area (the sides lie on its
+    border)."""
+    from shelfwatch.vision.detector.data import STRIDE, Source, bay_sides, sample, upright_targets
+
+    shelves = np.array(
+        [
+            [0, 100, 300, 200],
+            [0, 200, 300, 300],
+            [310, 100, 620, 200],
+            [310, 200, 620, 300],
+            [630, 100, 700, 150],
+        ],
+        np.float32,
+    )
+    sides = bay_sides(shelves, 640)
+    assert sorted(sides[:, 0].tolist()) == [300, 310, 620]  # x = 0 is the photo's edge
+    assert (sides[:, 1] == 100).all() and (sides[:, 3] == 300).all()
+    heat, centre = upright_targets(sides[sides[:, 0] == 300], 400, 640)
+    rows, cols = np.nonzero(centre[0])
+    assert set(cols) == {300 // STRIDE} and (rows.min(), rows.max()) == (25, 74)
+    assert heat[0, 50, 300 // STRIDE + 1] == pytest.approx(np.exp(-1 / (2 * 1.5**2)))
+    assert heat[0, 80:].max() == 0  # below the bay: no line
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (400, 700, 3), dtype=np.uint8)
+    labeled = Source(
+        image,
+        np.array([[590, 110, 640, 190]], np.float32),
+        shelves=shelves[:4],
+        shelf_region=np.array([[0, 100, 620, 300]], np.float32),
+    )
+    crops = [sample(labeled, np.random.default_rng(seed)) for seed in range(6)]
+    assert all((c.valid[3] >= c.valid[2]).all() for c in crops)
+    assert any(c.valid[3].sum() > c.valid[2].sum() for c in crops)
+    assert any(len(c.uprights) for c in crops)
+
+
 def test_the_void_mask_is_learned_inside_void_boxes_where_voids_are_labeled() -> None:
     """The void-mask target is the inside of every void box; its loss counts where voids are
     labeled (a photo of void boxes: everywhere; a photo of product boxes: on its products)."""
@@ -101,9 +140,10 @@ def test_without_the_one_map_nets_the_detector_still_runs(tmp_path: Path) -> Non
     (tmp_path / "facings.onnx").write_bytes(SHIPPED.read_bytes())
     photo = np.full((480, 640, 3), 128, np.uint8)
     alone = detect(photo, tmp_path / "facings.onnx")
-    assert alone.shelf_edges is None and alone.void_mask is None
+    assert alone.shelf_edges is None and alone.void_mask is None and alone.uprights is None
     shipped = detect(photo)
     assert shipped.shelf_edges is not None and shipped.shelf_edges.shape == (480, 640)
+    assert shipped.uprights is not None and shipped.uprights.shape == (480, 640)
     assert shipped.void_mask is not None and shipped.void_mask.shape == (480, 640)
     assert 0 <= shipped.void_mask.min() <= shipped.void_mask.max() <= 1
 
@@ -290,7 +330,11 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     # ... and the void-mask net, likewise.
     assert (out / "void_mask.onnx").is_file() and (out / "void-mask").is_dir()
     assert found.void_mask is not None and found.void_mask.shape == image.shape[:2]
+    # ... and the upright net, twice as long.
+    assert (out / "uprights.onnx").is_file() and (out / "uprights").is_dir()
+    assert found.uprights is not None and found.uprights.shape == image.shape[:2]
     trained = json.loads((out / "training.json").read_text())
     assert trained["shelf_edges"]["steps"] == 2 and trained["void_mask"]["steps"] == 2
+    assert trained["uprights"]["steps"] == 4
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr

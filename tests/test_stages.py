@@ -114,12 +114,12 @@ def test_each_class_learns_only_where_it_is_labeled() -> None:
     none = np.zeros((0, 4), np.float32)
     for _ in range(5):
         voids = sample(Source(image, none, None, box, products_known=False, gaps_known=True), rng)
-        products, gaps, edges = voids.valid
-        assert edges.max() == 0  # no shelf boxes: shelf edges unlabeled
+        products, gaps, edges, uprights = voids.valid
+        assert edges.max() == 0 and uprights.max() == 0  # no shelf boxes: neither labeled
         assert gaps.min() == 1  # voids labeled everywhere in the crop
         assert 0 < products.sum() < 0.5 * products.size  # products: on the void only
         assert len(voids.boxes[0]) == 0 and len(voids.boxes[1]) == 1
         boxed = sample(Source(image, box), rng)
-        products, gaps, _ = boxed.valid
+        products, gaps, _, _ = boxed.valid
         assert products.min() == 1 and 0 < gaps.sum() < 0.5 * gaps.size
         assert len(boxed.boxes[0]) == 1 and len(boxed.boxes[1]) == 0

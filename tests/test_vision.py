@@ -621,3 +621,27 @@ def test_one_to_one_recall_split_by_photos_with_bays_side_by_side() -> None:
     assert summary["shelf_recall_1to1_side_by_side"] == 0.5
     assert summary["shelf_recall_1to1_single_bay"] == 0.9
     assert summary["photos_side_by_side"] == 1
+
+
+def test_bays_are_divided_where_the_upright_net_marks_an_upright() -> None:
+    """Two bays whose shelves sit at the same heights, their rails unbroken: one bay on the
+    photo's lines alone, two where the upright net marks an upright down their shelves (a
+    short mark, a pack's side, and one at the bay's end divide nothing)."""
+    from shelfwatch.vision.shelves import ShelfEdge, find_bays, learned_uprights
+
+    edges = [ShelfEdge(y, y + 6, 0, 400, 1.0) for y in (100, 200, 300)]
+    marks = np.zeros((400, 400), np.float32)
+    marks[100:306, 150:154] = 0.9
+    marks[100:140, 250:254] = 0.9
+    marks[:, 20:24] = 0.9
+    (cut,) = learned_uprights(marks, edges)
+    assert 150 <= cut < 154
+    gray = np.full((400, 800), 200, np.uint8)
+    for y in (100, 200, 300):
+        gray[y : y + 5] = 40
+    assert len(find_bays(gray)) == 1
+    upright = np.zeros(gray.shape, np.float32)
+    upright[90:310, 358:362] = 0.8
+    bays = find_bays(gray, upright_map=upright)
+    assert [(b.x1, b.x2) for b in bays][0][1] in range(355, 365) and len(bays) == 2
+    assert bays[1].after_upright and len(bays[0].edges) == len(bays[1].edges) == 3

@@ -375,20 +375,11 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
 
 
 def annotated_bays(boxes: list[tuple[float, ...]]) -> int:
-    """How many bays side by side the annotated shelf boxes show: boxes whose columns
-    overlap by more than half the narrower one are shelves of one bay, and a bay needs two
-    shelves (a lone box beside a bay is a shelf the annotator cut in pieces, not a bay)."""
-    bays: list[list[tuple[float, ...]]] = []
-    for box in sorted(boxes, key=lambda b: b[0]):
-        for bay in bays:
-            x1 = float(np.median([b[0] for b in bay]))
-            x2 = float(np.median([b[2] for b in bay]))
-            if min(x2, box[2]) - max(x1, box[0]) > 0.5 * min(x2 - x1, box[2] - box[0]):
-                bay.append(box)
-                break
-        else:
-            bays.append([box])
-    return sum(1 for bay in bays if len(bay) >= 2)
+    """How many bays side by side the annotated shelf boxes show (``bays_of``); a bay needs
+    two shelves (a lone box beside a bay is a shelf the annotator cut in pieces)."""
+    from shelfwatch.vision.detector.data import bays_of
+
+    return sum(1 for bay in bays_of(np.array(boxes, np.float32)) if len(bay) >= 2)
 
 
 def real_products_coco(folder: Path, cameras: tuple[str, ...]) -> dict[str, Any]:

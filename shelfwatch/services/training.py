@@ -278,8 +278,12 @@ def train_default(
     )
     info = train(sources, out, **args)
     boxed = [s for s in shelves if s.shelf_region is not None]
-    if boxed:  # the shelf-edge net, on the photos whose every shelf is boxed
+    if boxed:  # the shelf-edge and upright nets, on the photos whose every shelf is boxed
         info["shelf_edges"] = train(boxed, out, kind="shelf-edges", **args)
+        # Twice the steps at half the rate: at the detector's rate its loss stalled (2,600
+        # steps: flat maps); see the README.
+        slower = args | {"epochs": 2 * epochs, "lr": lr / 2}
+        info["uprights"] = train(boxed, out, kind="uprights", **slower)
     if any(s.gaps is not None and len(s.gaps) for s in labeled + voids + rendered):
         info["void_mask"] = train(
             void_mask_sources(labeled, racks, shelves, voids, rendered),

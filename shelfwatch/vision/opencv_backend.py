@@ -83,7 +83,8 @@ class OpenCVSegmenter:
         if self.detector is None:
             return f"shelfwatch {shelfwatch.__version__} classical"
         digest = hashlib.sha256(self.detector.read_bytes())
-        for net in (self.detector.with_name(infer.EDGES), self.detector.with_name(infer.VOID_MASK)):
+        for name in (infer.EDGES, infer.VOID_MASK, infer.UPRIGHTS):
+            net = self.detector.with_name(name)
             if net.is_file():
                 digest.update(net.read_bytes())
         return f"shelfwatch {shelfwatch.__version__} facings {digest.hexdigest()[:12]}"
@@ -208,6 +209,7 @@ def _segment_upright(
             gray,
             found.boxes if found is not None else None,
             _edge_lines(found.shelf_edges) if found is not None else None,
+            found.uprights if found is not None else None,
         )
         shelves = _shelves(zones)
     if not with_products:
@@ -267,7 +269,10 @@ def _edge_lines(scores: np.ndarray | None) -> np.ndarray | None:
 
 
 def shelf_zones(
-    gray: np.ndarray, boxes: np.ndarray | None = None, lines: np.ndarray | None = None
+    gray: np.ndarray,
+    boxes: np.ndarray | None = None,
+    lines: np.ndarray | None = None,
+    upright_map: np.ndarray | None = None,
 ) -> list[Zone]:
     """Shelf zones bay by bay, each shelf level once per bay.
 
@@ -285,7 +290,7 @@ def shelf_zones(
     # them, 0.77 with).
     by_rows = boxes is not None and lines is None
     centres = (boxes[:, 0] + boxes[:, 2]) / 2 if by_rows else None
-    for bay in find_bays(gray, lines=lines):
+    for bay in find_bays(gray, lines=lines, upright_map=upright_map):
         bay_zones = _edge_zones(bay.edges, h)
         if by_rows:
             inside = (centres >= bay.x1) & (centres < bay.x2)

@@ -256,6 +256,27 @@ def uprights(horiz: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
     return sorted(cuts)
 
 
+# The upright net marks a column where its score reaches LEARNED_UPRIGHT on LEARNED_UPRIGHT_ROWS
+# of the rows from the bay's top shelf edge to its bottom one (rows 0.15-0.4 tried on
+# real-shelves, the upright net never trained on it; see the README).
+LEARNED_UPRIGHT = 0.3
+LEARNED_UPRIGHT_ROWS = 0.4
+
+
+def learned_uprights(upright_map: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
+    """Columns of one bay where the upright net (``upright_map``: its scores over the bay's
+    columns; ``edges`` in them) marks an upright down its shelves, the strongest first at
+    least a fifth of the bay apart, none within ``UPRIGHT_MARGIN`` of its ends."""
+    w = upright_map.shape[1]
+    if len(edges) < 2:
+        return []
+    top, bottom = min(e.y_top for e in edges), max(e.y_bottom for e in edges)
+    profile = (upright_map[top : bottom + 1] >= LEARNED_UPRIGHT).mean(axis=0)
+    peaks, _ = find_peaks(profile, height=LEARNED_UPRIGHT_ROWS, distance=max(1, int(0.2 * w)))
+    margin = UPRIGHT_MARGIN * w
+    return [int(p) for p in peaks if margin <= p <= w - margin]
+
+
 def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """Half-open (start, end) of each run of True in a 1-D mask."""
     padded = np.concatenate([[False], mask, [False]])
@@ -306,6 +327,7 @@ def find_bays(
     window: int = 4,
     min_correlation: float = 0.6,
     lines: np.ndarray | None = None,
+    upright_map: np.ndarray | None = None,
 ) -> list[Bay]:
     """Side-by-side bays whose shelves sit at their own heights, each with its shelf edges.
 
@@ -322,7 +344,8 @@ def find_bays(
 
     ``lines``: the shelf-edge net's map (0/1), where it is there: bays and edges are then
     found on its lines instead of the photo's long horizontal edges (uprights still on the
-    photo's strips, which break there).
+    photo's strips, which break there). ``upright_map``: the upright net's scores, where it
+    is there: a bay is divided at the uprights it marks too.
     """
     h, w = gray.shape
     columns = max(1, min(columns, w // 8))  # a tiny photo: columns of at least 8 px
@@ -379,6 +402,10 @@ def find_bays(
     for bay in bays:
         local = [replace(e, x1=e.x1 - bay.x1, x2=e.x2 - bay.x1) for e in bay.edges]
         cuts = uprights(photo_lines(bay.x1, bay.x2), local)
+        if upright_map is not None:  # and where the upright net marks one
+            learned = learned_uprights(upright_map[:, bay.x1 : bay.x2], local)
+            near = 0.2 * (bay.x2 - bay.x1)
+            cuts = sorted(cuts + [c for c in learned if all(abs(c - o) >= near for o in cuts)])
         xs = [bay.x1, *(bay.x1 + c for c in cuts), bay.x2]
         if len(xs) == 2:
             divided.append(bay)

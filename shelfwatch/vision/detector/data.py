@@ -19,6 +19,11 @@ STRIDE = 4  # output cells per input pixel
 CROP = 384  # training crop side, input pixels
 CLASSES = ("product", "gap")
 EDGE_SIGMA = 1.5  # the shelf-edge line's half thickness, output cells
+# Uprights: the sides of each annotated bay, known within the annotated shelves' box widened
+# by UPRIGHT_AROUND of the photo's width (the sides lie on its border); a side this close to
+# the photo's edge (UPRIGHT_CUT_OFF) is where the frame cuts the bay, not an upright.
+UPRIGHT_AROUND = 0.04
+UPRIGHT_CUT_OFF = 0.02
 
 
 @dataclass
@@ -49,8 +54,10 @@ class Sample:
 
     image: np.ndarray  # CHW float32 RGB in [0, 1]
     boxes: list[np.ndarray]  # per class, (N, 4) in crop pixels
-    valid: np.ndarray  # (classes + 1, H/STRIDE, W/STRIDE): the last map is the shelf edges'
+    # (classes + 2, H/STRIDE, W/STRIDE): then the shelf edges' map and the uprights'
+    valid: np.ndarray
     shelves: np.ndarray  # (S, 4) shelf boxes in crop pixels
+    uprights: np.ndarray  # (U, 4) bay sides (x, y1, x, y2) in crop pixels
 
 
 def targets(
@@ -95,6 +102,55 @@ def edge_targets(shelves: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.nd
         line = np.exp(-((rows - iy) ** 2) / (2 * EDGE_SIGMA**2))
         np.maximum(heat[0, :, c1:c2], line, out=heat[0, :, c1:c2])
         centre[0, iy, c1:c2] = 1.0
+    return heat, centre
+
+
+def bays_of(shelves: np.ndarray) -> list[np.ndarray]:
+    """Shelf boxes grouped into bays side by side, left to right: boxes whose columns overlap
+    by more than half the narrower one are shelves of one bay."""
+    bays: list[list[np.ndarray]] = []
+    for box in sorted(np.asarray(shelves, np.float32).reshape(-1, 4), key=lambda b: b[0]):
+        for bay in bays:
+            x1 = float(np.median([b[0] for b in bay]))
+            x2 = float(np.median([b[2] for b in bay]))
+            if min(x2, box[2]) - max(x1, box[0]) > 0.5 * min(x2 - x1, box[2] - box[0]):
+                bay.append(box)
+                break
+        else:
+            bays.append([box])
+    return [np.stack(bay) for bay in bays]
+
+
+def bay_sides(shelves: np.ndarray, width: int) -> np.ndarray:
+    """The uprights a photo's shelf boxes show, as (x, y1, x, y2): both sides of every bay of
+    two or more boxed shelves, from its top shelf to its bottom one, but not where the
+    photo's frame cuts the bay."""
+    sides = []
+    for bay in bays_of(shelves):
+        if len(bay) < 2:
+            continue
+        top, bottom = float(bay[:, 1].min()), float(bay[:, 3].max())
+        for x in (float(np.median(bay[:, 0])), float(np.median(bay[:, 2]))):
+            if UPRIGHT_CUT_OFF * width < x < (1 - UPRIGHT_CUT_OFF) * width:
+                sides.append((x, top, x, bottom))
+    return np.array(sides, np.float32).reshape(-1, 4)
+
+
+def upright_targets(sides: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The uprights' map: down each bay side, a line a few cells thick fading from its
+    centre column, and the centre columns themselves."""
+    oh, ow = h // STRIDE, w // STRIDE
+    heat = np.zeros((1, oh, ow), np.float32)
+    centre = np.zeros((1, oh, ow), np.float32)
+    cols = np.arange(ow, dtype=np.float32)[None, :]
+    for x, y1, _, y2 in sides:
+        r1, r2 = max(0, int(y1 / STRIDE)), min(oh, int(np.ceil(y2 / STRIDE)))
+        ix = int(x / STRIDE)
+        if r2 <= r1 or not 0 <= ix < ow:
+            continue
+        line = np.exp(-((cols - ix) ** 2) / (2 * EDGE_SIGMA**2))
+        np.maximum(heat[0, r1:r2], line, out=heat[0, r1:r2])
+        centre[0, r1:r2, ix] = 1.0
     return heat, centre
 
 
@@ -156,12 +212,16 @@ def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
     if not src.gaps_known:
         _paint(valid_g, boxes, scale, x0, y0, 1.0)
     _paint(valid_g, ignore, scale, x0, y0, 0.0)
-    # Shelf edges: only where every shelf is boxed.
+    # Shelf edges: only where every shelf is boxed; uprights a little beyond (its sides).
     valid_s = np.zeros_like(inside)
+    valid_u = np.zeros_like(inside)
     if src.shelf_region is not None:
         _paint(valid_s, src.shelf_region, scale, x0, y0, 1.0)
-    valid = np.stack([valid_p, valid_g, valid_s]) * inside
+        around = np.array([-1, 0, 1, 0]) * UPRIGHT_AROUND * image.shape[1]
+        _paint(valid_u, src.shelf_region + around, scale, x0, y0, 1.0)
+    valid = np.stack([valid_p, valid_g, valid_s, valid_u]) * inside
     shelves = src.shelves if src.shelves is not None else np.zeros((0, 4), np.float32)
+    uprights = bay_sides(shelves, image.shape[1]) * scale - [x0, y0, x0, y0]
     shelves = (shelves * scale - [x0, y0, x0, y0]).reshape(-1, 4)
     # A shelf whose edge lies outside the crop teaches nothing here.
     shelves = shelves[(shelves[:, 3] >= 0) & (shelves[:, 3] < crop)]
@@ -176,6 +236,7 @@ def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
         valid = valid[:, :, ::-1]
         per_class = [_flip(b, crop) for b in per_class]
         shelves = _flip(shelves, crop)
+        uprights = _flip(uprights, crop)
     hsv = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_BGR2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-8, 8)) % 180
     hsv[..., 1] *= rng.uniform(0.6, 1.4)
@@ -188,6 +249,7 @@ def sample(src: Source, rng: np.random.Generator, crop: int = CROP) -> Sample:
         [b.astype(np.float32) for b in per_class],
         np.ascontiguousarray(valid[:, ::STRIDE, ::STRIDE]),
         np.asarray(shelves, np.float32).reshape(-1, 4),
+        np.asarray(uprights, np.float32).reshape(-1, 4),
     )
 
 

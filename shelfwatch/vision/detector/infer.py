@@ -55,6 +55,9 @@ EDGES = "shelf_edges.onnx"
 # The void-mask net's weights, beside the detector's (``train(kind="void-mask")``): where it
 # is there, gaps are judged by the area it marks (``opencv_backend``).
 VOID_MASK = "void_mask.onnx"
+# The upright net's weights (``train(kind="uprights")``): where it is there, bays side by side
+# are divided at the uprights it marks (``shelves.find_bays``).
+UPRIGHTS = "uprights.onnx"
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Detected:
     weak_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     shelf_edges: np.ndarray | None = None  # per pixel, the shelf-edge net's score (0-1)
     void_mask: np.ndarray | None = None  # per pixel, the void-mask net's score (0-1)
+    uprights: np.ndarray | None = None  # per pixel, the upright net's score (0-1)
 
 
 @lru_cache(maxsize=4)
@@ -164,6 +168,7 @@ def detect(bgr: np.ndarray, path: Path = SHIPPED, threshold: float = THRESHOLD) 
     # The one-map nets beside the detector read the same input, at the scale chosen.
     found.shelf_edges = _one_map(path.with_name(EDGES), blob, size, (w, h))
     found.void_mask = _one_map(path.with_name(VOID_MASK), blob, size, (w, h))
+    found.uprights = _one_map(path.with_name(UPRIGHTS), blob, size, (w, h))
     return found
 
 

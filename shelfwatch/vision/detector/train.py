@@ -18,6 +18,7 @@ from shelfwatch.vision.detector.data import (
     edge_targets,
     sample,
     targets,
+    upright_targets,
     void_mask_targets,
 )
 from shelfwatch.vision.fitting import Plan, fit
@@ -34,6 +35,8 @@ EDGE_WIDTH = 8
 # box. The void heatmap marks a void's centre; real voids are judged by the area they cover
 # (the bench's area rule), and a mask learns that area directly.
 VOID_WIDTH = 16
+# The upright net (``uprights.onnx``): the shelf-edge net's layout, one map of the sides of
+# every annotated bay (the uprights that divide bays whose shelves sit at the same heights).
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -123,14 +126,20 @@ def batch(sources: list[Source], rng: np.random.Generator, size: int) -> tuple[t
     return tuple(torch.from_numpy(np.stack(v)) for v in (xs, hs, ss, os_, cs, vs))
 
 
-def edge_batch(
-    sources: list[Source], rng: np.random.Generator, size: int
+def line_batch(
+    sources: list[Source], rng: np.random.Generator, size: int, uprights: bool = False
 ) -> tuple[torch.Tensor, ...]:
+    """A batch for a line net: the shelf-edge net (lines under the shelf boxes) or, with
+    ``uprights``, the upright net (lines down the bays' sides), each with its own valid map."""
     xs, hs, cs, vs = [], [], [], []
     for _ in range(size):
         s = sample(sources[int(rng.integers(len(sources)))], rng)
-        heat, centre = edge_targets(s.shelves, s.image.shape[1], s.image.shape[2])
-        for lst, v in zip((xs, hs, cs, vs), (s.image, heat, centre, s.valid[2:]), strict=True):
+        h, w = s.image.shape[1:]
+        if uprights:
+            (heat, centre), valid = upright_targets(s.uprights, h, w), s.valid[3:4]
+        else:
+            (heat, centre), valid = edge_targets(s.shelves, h, w), s.valid[2:3]
+        for lst, v in zip((xs, hs, cs, vs), (s.image, heat, centre, valid), strict=True):
             lst.append(v)
     return tuple(torch.from_numpy(np.stack(v)) for v in (xs, hs, cs, vs))
 
@@ -199,7 +208,19 @@ def train(
         )
 
         def step_loss(rng: np.random.Generator) -> torch.Tensor:
-            x, heat, centre, valid = (t.to(device) for t in edge_batch(sources, rng, batch_size))
+            x, heat, centre, valid = (t.to(device) for t in line_batch(sources, rng, batch_size))
+            return focal(net(x), heat, centre, valid)
+
+    elif kind == "uprights":
+        if not any(s.shelf_region is not None for s in sources):
+            raise ValueError("no source has shelf boxes")
+        net = FacingNet(EDGE_WIDTH, outputs=1).to(device)
+        folder, onnx_name, backend = out_dir / "uprights", "uprights.onnx", "default-uprights"
+
+        def step_loss(rng: np.random.Generator) -> torch.Tensor:
+            x, heat, centre, valid = (
+                t.to(device) for t in line_batch(sources, rng, batch_size, uprights=True)
+            )
             return focal(net(x), heat, centre, valid)
 
     elif kind == "void-mask":
