@@ -312,7 +312,7 @@ def bench_accuracy(
                 render_dataset(data, SynthConfig(photos=20, seed=seed), progress=not as_json)
             folder = data / "images"
         lines += accuracy.score_speed(sorted(folder.iterdir())[:20], segmenter)
-    if shared is None and set(chosen) - {"rendered", "speed"}:
+    if shared is None and set(chosen) - {"rendered", "varied", "speed"}:  # real sets asked for
         lines.append({"set": "real", "skipped": "no ../shared folder with real photos"})
     for line in lines:
         if as_json:
