@@ -645,3 +645,23 @@ def test_bays_are_divided_where_the_upright_net_marks_an_upright() -> None:
     bays = find_bays(gray, upright_map=upright)
     assert [(b.x1, b.x2) for b in bays][0][1] in range(355, 365) and len(bays) == 2
     assert bays[1].after_upright and len(bays[0].edges) == len(bays[1].edges) == 3
+
+
+def test_an_upright_beside_a_bay_end_makes_no_sliver_of_a_bay(monkeypatch) -> None:
+    """The profiles end a bay a little off its upright; the upright net's mark there, a
+    few columns inside the bay, must not cut a sliver off it (train_2988)."""
+    from shelfwatch.vision import shelves
+
+    gray = np.full((460, 1000), 200, np.uint8)
+    for y in (100, 200, 300):
+        gray[y : y + 5, :300] = 40
+    for y in (150, 250, 350):
+        gray[y : y + 5, 300:] = 40
+    plain = shelves.find_bays(gray)
+    assert len(plain) == 2
+    end = plain[0].x2
+    upright = np.zeros(gray.shape, np.float32)
+    upright[90:360, end - 50 : end - 46] = 0.8  # inside the left bay, beyond its margin
+    assert len(shelves.find_bays(gray, upright_map=upright)) == 2
+    monkeypatch.setattr(shelves, "LEARNED_BAY_MIN", 0.0)
+    assert len(shelves.find_bays(gray, upright_map=upright)) == 3

@@ -261,6 +261,7 @@ def uprights(horiz: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
 # real-shelves, the upright net never trained on it; see the README).
 LEARNED_UPRIGHT = 0.3
 LEARNED_UPRIGHT_ROWS = 0.4
+LEARNED_BAY_MIN = 0.1  # of the photo's width, each side of a learned cut
 
 
 def learned_uprights(upright_map: np.ndarray, edges: list[ShelfEdge]) -> list[int]:
@@ -405,7 +406,9 @@ def find_bays(
         if upright_map is not None:  # and where the upright net marks one
             learned = learned_uprights(upright_map[:, bay.x1 : bay.x2], local)
             near = 0.2 * (bay.x2 - bay.x1)
-            cuts = sorted(cuts + [c for c in learned if all(abs(c - o) >= near for o in cuts)])
+            # Not a sliver beside a bay end the profiles put a little off the upright.
+            wide = [c for c in learned if min(c, bay.x2 - bay.x1 - c) >= LEARNED_BAY_MIN * w]
+            cuts = sorted(cuts + [c for c in wide if all(abs(c - o) >= near for o in cuts)])
         xs = [bay.x1, *(bay.x1 + c for c in cuts), bay.x2]
         if len(xs) == 2:
             divided.append(bay)
