@@ -31,6 +31,7 @@ from shelfwatch.planogram.sku import load_signatures
 from shelfwatch.synth.truth import truth_scene
 from shelfwatch.vision.annotate import render_overlay
 from shelfwatch.vision.base import Segmenter
+from shelfwatch.vision.detector.data import bays_of
 from shelfwatch.vision.evaluation import (
     Tally,
     gap_matches,
@@ -377,8 +378,6 @@ def summarise_shelves(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
 def annotated_bays(boxes: list[tuple[float, ...]]) -> int:
     """How many bays side by side the annotated shelf boxes show (``bays_of``); a bay needs
     two shelves (a lone box beside a bay is a shelf the annotator cut in pieces)."""
-    from shelfwatch.vision.detector.data import bays_of
-
     return sum(1 for bay in bays_of(np.array(boxes, np.float32)) if len(bay) >= 2)
 
 

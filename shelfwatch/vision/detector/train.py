@@ -29,14 +29,13 @@ GAP_HEAT = 5
 # The shelf-edge net (``shelf_edges.onnx``): the same layout at half the width, one heatmap
 # of the line each shelf's products stand on. A net of its own, not a head of the
 # detector's: as a seventh channel of the detector it cost cigarette racks 2 and 11 points
-# of precision in two training runs (a third diverged).
+# of precision in two training runs (a third diverged). The upright net (``uprights.onnx``)
+# has the same layout: one map of the sides of every annotated bay.
 EDGE_WIDTH = 8
 # The void-mask net (``void_mask.onnx``): the same layout, one map of the inside of every void
 # box. The void heatmap marks a void's centre; real voids are judged by the area they cover
 # (the bench's area rule), and a mask learns that area directly.
 VOID_WIDTH = 16
-# The upright net (``uprights.onnx``): the shelf-edge net's layout, one map of the sides of
-# every annotated bay (the uprights that divide bays whose shelves sit at the same heights).
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -182,7 +181,8 @@ def train(
 ) -> dict[str, object]:
     """Train the facing detector (``kind="facings"``: ``out_dir/facings.onnx``), the
     shelf-edge net (``"shelf-edges"``, on sources with shelf boxes:
-    ``out_dir/shelf_edges.onnx``, its checkpoint in ``out_dir/shelf-edges``) or the
+    ``out_dir/shelf_edges.onnx``, its checkpoint in ``out_dir/shelf-edges``), the upright
+    net (``"uprights"``, likewise: ``out_dir/uprights.onnx``, ``out_dir/uprights``) or the
     void-mask net (``"void-mask"``, on sources with void boxes: ``out_dir/void_mask.onnx``,
     checkpoint in ``out_dir/void-mask``) from ``sources`` (see ``fitting.fit``)."""
     random.seed(seed)
@@ -197,29 +197,16 @@ def train(
             )
             return loss_fn(net(x), heat, size, offset, centre, valid)
 
-    elif kind == "shelf-edges":
+    elif kind in ("shelf-edges", "uprights"):  # the line nets, on photos with shelf boxes
         if not any(s.shelf_region is not None for s in sources):
             raise ValueError("no source has shelf boxes")
         net = FacingNet(EDGE_WIDTH, outputs=1).to(device)
-        folder, onnx_name, backend = (
-            out_dir / "shelf-edges",
-            "shelf_edges.onnx",
-            "default-shelf-edges",
-        )
-
-        def step_loss(rng: np.random.Generator) -> torch.Tensor:
-            x, heat, centre, valid = (t.to(device) for t in line_batch(sources, rng, batch_size))
-            return focal(net(x), heat, centre, valid)
-
-    elif kind == "uprights":
-        if not any(s.shelf_region is not None for s in sources):
-            raise ValueError("no source has shelf boxes")
-        net = FacingNet(EDGE_WIDTH, outputs=1).to(device)
-        folder, onnx_name, backend = out_dir / "uprights", "uprights.onnx", "default-uprights"
+        folder, onnx_name = out_dir / kind, f"{kind.replace('-', '_')}.onnx"
+        backend, uprights = f"default-{kind}", kind == "uprights"
 
         def step_loss(rng: np.random.Generator) -> torch.Tensor:
             x, heat, centre, valid = (
-                t.to(device) for t in line_batch(sources, rng, batch_size, uprights=True)
+                t.to(device) for t in line_batch(sources, rng, batch_size, uprights)
             )
             return focal(net(x), heat, centre, valid)
 
