@@ -148,6 +148,51 @@ def test_without_the_one_map_nets_the_detector_still_runs(tmp_path: Path) -> Non
     assert 0 <= shipped.void_mask.min() <= shipped.void_mask.max() <= 1
 
 
+def test_the_second_detector_is_averaged_with_the_first(
+    tmp_path: Path, rendered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the detector_ensemble setting, the 640 px pass reads the second detector shipped
+    beside the first and averages their maps: a copy of the detector as its second changes
+    nothing, the shipped second detector changes the scores; without the setting, or without
+    the file, the detector runs alone."""
+    from shelfwatch.settings import get_settings
+    from shelfwatch.vision.detector.infer import SECOND, _mean_output
+    from shelfwatch.vision.opencv_backend import OpenCVSegmenter
+
+    photo = load_image(next((rendered / "images").iterdir()))
+    (tmp_path / "facings.onnx").write_bytes(SHIPPED.read_bytes())
+    (tmp_path / SECOND).write_bytes(SHIPPED.read_bytes())
+    alone = detect(photo, tmp_path / "facings.onnx")
+    twin = detect(photo, tmp_path / "facings.onnx", second=tmp_path / SECOND)
+    np.testing.assert_allclose(twin.boxes, alone.boxes, atol=1e-3)
+    np.testing.assert_allclose(twin.scores, alone.scores, atol=1e-4)
+    shipped = detect(photo, second=SHIPPED.with_name(SECOND))
+    assert len(shipped.scores) != len(alone.scores) or not np.allclose(
+        shipped.scores, alone.scores, atol=1e-3
+    )
+    # Probabilities are averaged, not logits: p = 0.9 and 0.5 make 0.7.
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    a, b = np.zeros((6, 1, 1), np.float32), np.zeros((6, 1, 1), np.float32)
+    a[0], b[0], a[5], b[5], a[1], b[1] = logit(0.9), logit(0.5), logit(0.2), logit(0.4), 1, 3
+    out = _mean_output(a, b)
+    assert out[0, 0, 0] == pytest.approx(logit(0.7), abs=1e-4)
+    assert out[5, 0, 0] == pytest.approx(logit(0.3), abs=1e-4) and out[1, 0, 0] == 2
+    # The backend reads it only where the setting asks, and its model version says so.
+    assert OpenCVSegmenter().second is None
+    monkeypatch.setenv("SHELFWATCH_DETECTOR_ENSEMBLE", "1")
+    get_settings.cache_clear()
+    try:
+        both = OpenCVSegmenter()
+        assert both.second == SHIPPED.with_name(SECOND)
+        assert both.model_version != OpenCVSegmenter(ensemble=False).model_version
+        no_file = tmp_path / "alone"
+        no_file.mkdir()
+        (no_file / "facings.onnx").write_bytes(SHIPPED.read_bytes())
+        assert OpenCVSegmenter(no_file / "facings.onnx").second is None
+    finally:
+        get_settings.cache_clear()
+
+
 def _fake_pass(side: int, sure: dict[int, tuple[int, float]], photo: tuple[int, int]):
     """The detector's output at ``side``: ``sure[side]`` = (products, score) peaks in a row,
     each about 30 px tall at that input, nothing else."""
@@ -179,7 +224,9 @@ def test_the_pass_the_detector_is_surer_in_is_used(monkeypatch: pytest.MonkeyPat
         ({640: (20, 0.3), 384: (5, 0.33)}, 640),  # within the margin: 640 stays
     ):
         monkeypatch.setattr(
-            infer, "_forward", lambda net, bgr, s, sure=sure: _fake_pass(s, sure, (960, 1280))
+            infer,
+            "_forward",
+            lambda net, bgr, s, second=None, sure=sure: _fake_pass(s, sure, (960, 1280)),
         )
         found = infer.detect(photo)
         assert len(found.boxes) == sure[side][0], (sure, side)
@@ -189,7 +236,7 @@ def test_the_pass_the_detector_is_surer_in_is_used(monkeypatch: pytest.MonkeyPat
     # A photo no larger than the small input has one pass only.
     sides: list[int] = []
 
-    def one(net: object, bgr: np.ndarray, s: int):
+    def one(net: object, bgr: np.ndarray, s: int, second: object = None):
         sides.append(s)
         return _fake_pass(s, {640: (5, 0.3)}, (240, 320))
 
@@ -225,7 +272,9 @@ def test_both_passes_on_one_product_are_averaged(monkeypatch: pytest.MonkeyPatch
     ):
         boxes = {640: (600, 400, 700, 580), 384: small}
         monkeypatch.setattr(
-            infer, "_forward", lambda net, bgr, s, b=boxes: _one_box(s, b[s], (960, 1280))
+            infer,
+            "_forward",
+            lambda net, bgr, s, second=None, b=boxes: _one_box(s, b[s], (960, 1280)),
         )
         found = infer.detect(photo)
         assert len(found.boxes) == 1
@@ -281,6 +330,7 @@ def test_kill_then_resume_ends_with_the_same_steps(
     assert info["steps"] == 24 and [h["epoch"] for h in info["history"]] == [1, 2, 3]
     assert "before: AP50" in stdout and "after: AP50" in stdout
     assert (out / "facings.onnx").is_file()
+    assert not (out / "facings_long.onnx").exists()  # not asked for: one detector
 
 
 def _run(*args: object):
@@ -307,6 +357,10 @@ def test_training_bad_input(rendered: Path, tmp_path: Path, home: Path) -> None:
     assert bad.exit_code == 1 and "not a facing detector model" in bad.stderr
     with pytest.raises(ShelfWatchError, match="weights not found"):
         detect(np.zeros((64, 64, 3), np.uint8), tmp_path / "none.onnx")
+    with pytest.raises(ShelfWatchError, match="none_long.onnx: facing detector weights"):
+        detect(np.zeros((64, 64, 3), np.uint8), second=tmp_path / "none_long.onnx")
+    other = _run("train", "--backend", "clipseg", "--out", out, "--second-detector")
+    assert other.exit_code == 1 and "--second-detector is for the default" in other.stderr
 
 
 def test_the_shipped_recipe_trains_from_the_shared_folder(
@@ -319,6 +373,7 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     result = _run(
         "train", "--backend", "default", "--shared", shared_dir, "--out", out,
         "--epochs", 1, "--steps-per-epoch", 2, "--batch-size", 2, "--renders", 0,
+        "--second-detector",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     image = load_image(next((shared_dir / "real-shelves" / "images").iterdir()))
@@ -333,8 +388,10 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     # ... and the upright net, twice as long.
     assert (out / "uprights.onnx").is_file() and (out / "uprights").is_dir()
     assert found.uprights is not None and found.uprights.shape == image.shape[:2]
+    # ... and, asked for, the second detector at twice the steps.
+    assert (out / "facings_long.onnx").is_file() and (out / "facings-long").is_dir()
     trained = json.loads((out / "training.json").read_text())
     assert trained["shelf_edges"]["steps"] == 2 and trained["void_mask"]["steps"] == 2
-    assert trained["uprights"]["steps"] == 4
+    assert trained["uprights"]["steps"] == 4 and trained["facings_long"]["steps"] == 4
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr

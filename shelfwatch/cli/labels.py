@@ -206,6 +206,12 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue from out/checkpoint.pt."),
+    second_detector: bool = typer.Option(
+        False,
+        "--second-detector",
+        help="Default backend: also train the second detector (twice the steps), averaged "
+        "with the first where SHELFWATCH_DETECTOR_ENSEMBLE=1.",
+    ),
 ) -> None:
     """Fine-tune a backend on labeled photos; prints eval before and after."""
     from tqdm import tqdm
@@ -222,6 +228,8 @@ def train_cmd(
         raise fail("--device must be auto, cpu or cuda")
     if shared is not None and backend != "default":
         raise fail("--shared is for the default backend's detector")
+    if second_detector and backend != "default":
+        raise fail("--second-detector is for the default backend")
     if shared is not None and not shared.is_dir():
         raise fail(f"{shared}: no such folder")
     if labels is None and shared is None:
@@ -232,7 +240,18 @@ def train_cmd(
             _, photos = _labeled_photos(session, labels, images)
         sku_prompts = {i.sku: i.prompt or i.name for i in catalog_items(session)}
     options = TrainOptions(
-        epochs, steps, batch_size, lr, renders, seed, device, resume, base, train_encoder, shared
+        epochs,
+        steps,
+        batch_size,
+        lr,
+        renders,
+        seed,
+        device,
+        resume,
+        base,
+        train_encoder,
+        shared,
+        second_detector,
     )
     bars: list[tqdm] = []  # made at the first step: errors before it print no empty bar
 

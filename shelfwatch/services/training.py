@@ -136,6 +136,7 @@ class TrainOptions:
     base: str | None = None  # transformers checkpoint to start from (default: settings)
     train_encoder: bool = False  # CLIPSeg: train CLIP too
     shared: Path | None = None  # the default backend's real material (see shared_sources)
+    second_detector: bool = False  # default backend: also the second detector (twice the steps)
 
 
 def _torch() -> Any:
@@ -185,6 +186,7 @@ def train_backend(
             batch,
             lr,
             options.shared,
+            options.second_detector,
         )
     from shelfwatch.settings import get_settings
 
@@ -254,10 +256,12 @@ def train_default(
     batch_size: int = 8,
     lr: float = 2e-3,
     shared: Path | None = None,
+    second_detector: bool = False,
 ) -> dict[str, object]:
     """Fit the detector on labeled photos, ``shared``'s real material (see
     ``shared_sources``) and renders: real photos make four fifths of the batches, racks of
-    cigarette packs a fifth so the many supermarket photos do not drown them."""
+    cigarette packs a fifth so the many supermarket photos do not drown them. With
+    ``second_detector``, a second one on the same material at twice the steps."""
     from shelfwatch.vision.detector.train import train
 
     labeled = sources_from(photos)
@@ -277,6 +281,11 @@ def train_default(
         progress=progress,
     )
     info = train(sources, out, **args)
+    if second_detector:
+        # Averaged with the first where the detector_ensemble setting asks for it. Alone it
+        # trades racks for renders; the two together beat either (see the README).
+        longer = args | {"epochs": 2 * epochs}
+        info["facings_long"] = train(sources, out, kind="facings-long", **longer)
     boxed = [s for s in shelves if s.shelf_region is not None]
     if boxed:  # the shelf-edge and upright nets, on the photos whose every shelf is boxed
         info["shelf_edges"] = train(boxed, out, kind="shelf-edges", **args)

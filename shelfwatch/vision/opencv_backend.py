@@ -68,14 +68,22 @@ class OpenCVSegmenter:
 
     name = "opencv"
 
-    def __init__(self, detector: Path | None = None) -> None:
+    def __init__(self, detector: Path | None = None, ensemble: bool | None = None) -> None:
         self.detector = detector if detector is not None else _shipped_detector()
+        if ensemble is None:
+            from shelfwatch.settings import get_settings
+
+            ensemble = get_settings().detector_ensemble
+        # The second detector, averaged with the first, where asked for and shipped beside it.
+        second = self.detector.with_name(infer.SECOND) if self.detector is not None else None
+        self.second = second if ensemble and second is not None and second.is_file() else None
         self.last_timings = StageClock()  # the stages of the latest photo, in ms
 
     @cached_property
     def model_version(self) -> str:
         """Package version and the content hash of the detector's weights and of the
-        one-map nets' beside them (a fine-tuned model differs)."""
+        second detector's (where used) and the one-map nets' beside them (a fine-tuned model
+        differs)."""
         import hashlib
 
         import shelfwatch
@@ -83,6 +91,8 @@ class OpenCVSegmenter:
         if self.detector is None:
             return f"shelfwatch {shelfwatch.__version__} classical"
         digest = hashlib.sha256(self.detector.read_bytes())
+        if self.second is not None:
+            digest.update(self.second.read_bytes())
         for name in (infer.EDGES, infer.VOID_MASK, infer.UPRIGHTS):
             net = self.detector.with_name(name)
             if net.is_file():
@@ -91,7 +101,7 @@ class OpenCVSegmenter:
 
     def segment(self, image: np.ndarray) -> ShelfScene:
         self.last_timings = StageClock()
-        return _segment(image, True, self.detector, self.last_timings)
+        return _segment(image, True, self.detector, self.last_timings, self.second)
 
 
 def _shipped_detector() -> Path | None:
@@ -110,11 +120,12 @@ def _segment(
     with_products: bool,
     detector: Path | None = None,
     clock: StageClock | None = None,
+    second: Path | None = None,
 ) -> ShelfScene:
     clock = clock if clock is not None else StageClock()
     with clock.stage("prepare"):
         work, gray, forward, tilt = _upright(image)
-    scene, masking = _segment_upright(work, gray, with_products, detector, clock)
+    scene, masking = _segment_upright(work, gray, with_products, detector, clock, second)
     with clock.stage("map back"):
         height, width = image.shape[:2]
         back_to_photo = np.linalg.inv(forward)
@@ -191,6 +202,7 @@ def _segment_upright(
     with_products: bool,
     detector: Path | None,
     clock: StageClock,
+    second: Path | None = None,
 ) -> tuple[ShelfScene, tuple[Fixture, np.ndarray | None] | None]:
     """Shelves, products and gaps of an upright photo, in named stages, each run once:
     detector (product and void boxes, the shelf-edge net's map) -> shelves (bays and edges
@@ -203,7 +215,7 @@ def _segment_upright(
     found = None
     if with_products and detector is not None:
         with clock.stage("detector"):
-            found = infer.detect(work, detector)
+            found = infer.detect(work, detector, second=second)
     with clock.stage("shelves"):
         zones = shelf_zones(
             gray,

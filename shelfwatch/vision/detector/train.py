@@ -179,7 +179,9 @@ def train(
     progress: Callable[[int, int, float], None] | None = None,
     kind: str = "facings",
 ) -> dict[str, object]:
-    """Train the facing detector (``kind="facings"``: ``out_dir/facings.onnx``), the
+    """Train the facing detector (``kind="facings"``: ``out_dir/facings.onnx``), the second
+    detector (``"facings-long"``, the same net, the caller gives it twice the epochs:
+    ``out_dir/facings_long.onnx``, its checkpoint in ``out_dir/facings-long``), the
     shelf-edge net (``"shelf-edges"``, on sources with shelf boxes:
     ``out_dir/shelf_edges.onnx``, its checkpoint in ``out_dir/shelf-edges``), the upright
     net (``"uprights"``, likewise: ``out_dir/uprights.onnx``, ``out_dir/uprights``) or the
@@ -187,9 +189,11 @@ def train(
     checkpoint in ``out_dir/void-mask``) from ``sources`` (see ``fitting.fit``)."""
     random.seed(seed)
     torch.manual_seed(seed)
-    if kind == "facings":
+    if kind in ("facings", "facings-long"):
         net = FacingNet().to(device)
         folder, onnx_name, backend = out_dir, "facings.onnx", "default"
+        if kind == "facings-long":
+            folder, onnx_name, backend = out_dir / kind, "facings_long.onnx", f"default-{kind}"
 
         def step_loss(rng: np.random.Generator) -> torch.Tensor:
             x, heat, size, offset, centre, valid = (
