@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,10 @@ def test_without_the_one_map_nets_the_detector_still_runs(tmp_path: Path) -> Non
 
 
 def test_the_second_detector_is_averaged_with_the_first(
-    tmp_path: Path, rendered: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    rendered: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """With the detector_ensemble setting, the 640 px pass reads the second detector shipped
     beside the first and averages their maps: a copy of the detector as its second changes
@@ -188,7 +192,9 @@ def test_the_second_detector_is_averaged_with_the_first(
         no_file = tmp_path / "alone"
         no_file.mkdir()
         (no_file / "facings.onnx").write_bytes(SHIPPED.read_bytes())
-        assert OpenCVSegmenter(no_file / "facings.onnx").second is None
+        with caplog.at_level(logging.WARNING):
+            assert OpenCVSegmenter(no_file / "facings.onnx").second is None
+        assert f"{no_file / SECOND} not found: the detector runs alone" in caplog.text
     finally:
         get_settings.cache_clear()
 

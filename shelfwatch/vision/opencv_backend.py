@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ from shelfwatch.vision.shelves import (
     merge_rows,
     product_rows,
 )
+
+log = logging.getLogger(__name__)
 
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
 # A bare stretch is at least this share of its shelf's median product width (loose boxes
@@ -77,6 +80,10 @@ class OpenCVSegmenter:
         # The second detector, averaged with the first, where asked for and shipped beside it.
         second = self.detector.with_name(infer.SECOND) if self.detector is not None else None
         self.second = second if ensemble and second is not None and second.is_file() else None
+        if ensemble and second is not None and self.second is None:
+            log.warning(
+                "%s not found: the detector runs alone (train with --second-detector)", second
+            )
         self.last_timings = StageClock()  # the stages of the latest photo, in ms
 
     @cached_property
