@@ -240,18 +240,18 @@ def train_cmd(
             _, photos = _labeled_photos(session, labels, images)
         sku_prompts = {i.sku: i.prompt or i.name for i in catalog_items(session)}
     options = TrainOptions(
-        epochs,
-        steps,
-        batch_size,
-        lr,
-        renders,
-        seed,
-        device,
-        resume,
-        base,
-        train_encoder,
-        shared,
-        second_detector,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        batch_size=batch_size,
+        lr=lr,
+        renders=renders,
+        seed=seed,
+        device=device,
+        resume=resume,
+        base=base,
+        train_encoder=train_encoder,
+        shared=shared,
+        second_detector=second_detector,
     )
     bars: list[tqdm] = []  # made at the first step: errors before it print no empty bar
 

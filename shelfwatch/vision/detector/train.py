@@ -191,9 +191,11 @@ def train(
     torch.manual_seed(seed)
     if kind in ("facings", "facings-long"):
         net = FacingNet().to(device)
-        folder, onnx_name, backend = out_dir, "facings.onnx", "default"
-        if kind == "facings-long":
-            folder, onnx_name, backend = out_dir / kind, "facings_long.onnx", f"default-{kind}"
+        folder, onnx_name, backend = (
+            (out_dir, "facings.onnx", "default")
+            if kind == "facings"
+            else (out_dir / kind, "facings_long.onnx", f"default-{kind}")
+        )
 
         def step_loss(rng: np.random.Generator) -> torch.Tensor:
             x, heat, size, offset, centre, valid = (
