@@ -73,14 +73,18 @@ class OpenCVSegmenter:
 
     def __init__(self, detector: Path | None = None, ensemble: bool | None = None) -> None:
         self.detector = detector if detector is not None else _shipped_detector()
+        asked = ensemble is not None  # said here or in the environment, not the default
         if ensemble is None:
             from shelfwatch.settings import get_settings
 
-            ensemble = get_settings().detector_ensemble
-        # The second detector, averaged with the first, where asked for and shipped beside it.
+            settings = get_settings()
+            ensemble = settings.detector_ensemble
+            asked = "detector_ensemble" in settings.model_fields_set
+        # The second detector, averaged with the first, where it is beside it (weights trained
+        # without --second-detector run alone: said only where the ensemble was asked for).
         second = self.detector.with_name(infer.SECOND) if self.detector is not None else None
         self.second = second if ensemble and second is not None and second.is_file() else None
-        if ensemble and second is not None and self.second is None:
+        if asked and ensemble and second is not None and self.second is None:
             log.warning(
                 "%s not found: the detector runs alone (train with --second-detector)", second
             )

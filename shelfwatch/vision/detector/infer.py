@@ -59,12 +59,11 @@ VOID_MASK = "void_mask.onnx"
 # are divided at the uprights it marks (``shelves.find_bays``).
 UPRIGHTS = "uprights.onnx"
 # A second detector, the same net trained twice as long (``train(kind="facings-long")``),
-# shipped beside the first: where it is asked for (the ``detector_ensemble`` setting), the
-# INPUT_SIDE pass reads both and averages their maps. Two readings by differently trained nets
-# err less than either (second batch of supermarket boxes, held out: P / R 0.593 / 0.579 ->
-# 0.615 / 0.593; varied renders' count error 2.4 -> 1.2 %), but cost about 30 ms a photo, over
-# the time target: off by default (see the README). Not at SMALL_SIDE: averaged there as
-# well it changed little, for 10 ms more.
+# shipped beside the first: where it is there and the ``detector_ensemble`` setting is on (the
+# default), the INPUT_SIDE pass reads both and averages their maps. Two readings by differently
+# trained nets err less than either (second batch of supermarket boxes, held out: P / R 0.593 /
+# 0.579 -> 0.615 / 0.593; varied renders' count error 2.4 -> 1.2 %) for about 20 ms a photo
+# (see the README). Not at SMALL_SIDE: averaged there as well it changed little, for 10 ms more.
 SECOND = "facings_long.onnx"
 
 
@@ -85,7 +84,9 @@ class Detected:
     uprights: np.ndarray | None = None  # per pixel, the upright net's score (0-1)
 
 
-@lru_cache(maxsize=4)
+# Room for every net of two model folders: with fewer slots than the nets one photo reads,
+# each photo evicted one and read it from disk again (30 ms a photo with the second detector).
+@lru_cache(maxsize=16)
 def load(path: Path = SHIPPED) -> cv2.dnn.Net:
     if not path.is_file():
         raise ShelfWatchError(f"{path}: facing detector weights not found")
