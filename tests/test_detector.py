@@ -222,6 +222,21 @@ def _fake_pass(side: int, sure: dict[int, tuple[int, float]], photo: tuple[int, 
     return out, scale, np.zeros((1, 3, ph, pw), np.float32), (ih, iw)
 
 
+def test_every_net_of_a_photo_stays_loaded(rendered: Path) -> None:
+    """A photo read with both detectors reads five nets (two detectors, the shelf-edge,
+    void-mask and upright nets); all stay loaded, so a second photo reads none from disk
+    (with a four-net cache every photo read one again: 30 ms)."""
+    from shelfwatch.vision.detector.infer import SECOND, load
+
+    photo = load_image(next((rendered / "images").iterdir()))
+    load.cache_clear()
+    detect(photo, second=SHIPPED.with_name(SECOND))
+    assert load.cache_info().currsize == 5
+    misses = load.cache_info().misses
+    detect(photo, second=SHIPPED.with_name(SECOND))
+    assert load.cache_info().misses == misses
+
+
 def test_the_pass_the_detector_is_surer_in_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """A close-up shows packs larger than the sizes the detector learned: at 640 px it
     fires on their parts, unsure; at the smaller input it finds the packs, sure. The pass
