@@ -73,7 +73,7 @@ class OpenCVSegmenter:
 
     def __init__(self, detector: Path | None = None, ensemble: bool | None = None) -> None:
         self.detector = detector if detector is not None else _shipped_detector()
-        asked = ensemble is not None  # said here or in the environment, not the default
+        asked = True  # said here or in the environment / .env, not left at the default
         if ensemble is None:
             from shelfwatch.settings import get_settings
 
