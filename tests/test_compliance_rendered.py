@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -100,9 +101,14 @@ def test_unknown_fixture_and_missing_references_warn(
     assert any("no reference image for" in w for w in report["warnings"])
 
 
-def test_bench_scores_varied_renders(cli: CliRunner) -> None:
+def test_bench_scores_varied_renders(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the bench renders
     result = cli.invoke(app, ["bench", "accuracy", "--sets", "varied", "--photos", "2", "--json"])
     assert result.exit_code == 0, result.output
     (line,) = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
     assert line["set"] == "rendered-varied" and line["photos"] == 2
     assert 0 <= line["findings_precision"] <= 1 and line["findings_recall_truth"] == 1.0
+    # Its own renders are gone after scoring (each run used to leave ~30 MB behind).
+    assert line["data"] is None and list(tmp_path.iterdir()) == []

@@ -58,7 +58,9 @@ def _char_tokenizer() -> Any:
 
     from shelfwatch.vision.models.offline import char_clip_tokenizer
 
-    return char_clip_tokenizer(Path(tempfile.mkdtemp(prefix="shelfwatch-tok-")))
+    # The tokenizer holds its vocabulary in memory once loaded: the folder can go.
+    with tempfile.TemporaryDirectory(prefix="shelfwatch-tok-") as folder:
+        return char_clip_tokenizer(Path(folder))
 
 
 def real_mask2former(device: Any) -> Any:

@@ -7,6 +7,7 @@ created for each run), else starts a throwaway server from Debian's binaries.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -138,6 +139,7 @@ def run(photos: int, source: Path, backend: str = "opencv") -> list[dict[str, An
     finally:
         if server is not None:
             server.stop("immediate")
+        shutil.rmtree(work, ignore_errors=True)  # photos and stores: hundreds of MB a run
     return rows
 
 

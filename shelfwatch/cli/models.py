@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -195,6 +196,25 @@ def bench_accuracy(
     overlay: Path = typer.Option(None, "--overlay", help="Write an overlay of every photo."),
 ) -> None:
     """Accuracy on rendered photos and on the real photos in ../shared."""
+    with ExitStack() as cleanup:  # the bench's own renders are removed after scoring
+        _bench_accuracy(
+            cleanup, data, photos, seed, varied_seed, shared, backend, model, sets, as_json, overlay
+        )
+
+
+def _bench_accuracy(
+    cleanup: ExitStack,
+    data: Path | None,
+    photos: int,
+    seed: int,
+    varied_seed: int,
+    shared: Path | None,
+    backend: str | None,
+    model: Path | None,
+    sets: str,
+    as_json: bool,
+    overlay: Path | None,
+) -> None:
     import tempfile
 
     from tqdm import tqdm
@@ -209,7 +229,10 @@ def bench_accuracy(
     segmenter = segmenter_for(backend, model)
     lines: list[dict] = []
 
-    def score(folder: Path, label: str) -> None:
+    def rendered_folder(prefix: str) -> Path:
+        return Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+
+    def score(folder: Path, label: str, kept: bool) -> None:
         bar = tqdm(desc=f"scoring {label}", unit="photo", disable=as_json)
         scored = accuracy.score_rendered(
             folder,
@@ -218,18 +241,20 @@ def bench_accuracy(
             progress=lambda done, total: (setattr(bar, "total", total), bar.update(1)),
         )
         bar.close()
-        lines.append(scored.summary() | {"set": label, "data": str(folder)})
+        # "data": the rendered set's folder where it is the user's (--data), else None.
+        lines.append(scored.summary() | {"set": label, "data": str(folder) if kept else None})
 
+    given = data is not None
     if "rendered" in chosen:
         if data is None:
-            data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
+            data = rendered_folder("shelfwatch-bench-")
             render_dataset(data, SynthConfig(photos=photos, seed=seed), progress=not as_json)
-        score(data, "rendered")
+        score(data, "rendered", given)
     if "varied" in chosen:
-        varied = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-varied-"))
+        varied = rendered_folder("shelfwatch-bench-varied-")
         config = SynthConfig(photos=photos, seed=varied_seed, variety=True)
         render_dataset(varied, config, progress=not as_json)
-        score(varied, "rendered-varied")
+        score(varied, "rendered-varied", False)
     shared = shared or _default_shared()
     if shared is not None and "real-shelves" in chosen and (shared / "real-shelves").exists():
         rows = accuracy.score_real_shelves(
@@ -308,7 +333,7 @@ def bench_accuracy(
         folder = shared / "real-shelves" / "images" if shared is not None else None
         if folder is None or not folder.is_dir():
             if data is None:
-                data = Path(tempfile.mkdtemp(prefix="shelfwatch-bench-"))
+                data = rendered_folder("shelfwatch-bench-")
                 render_dataset(data, SynthConfig(photos=20, seed=seed), progress=not as_json)
             folder = data / "images"
         lines += accuracy.score_speed(sorted(folder.iterdir())[:20], segmenter)
