@@ -408,7 +408,7 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     # ... and the shelf-edge net beside it, one score per pixel of the photo.
     assert (out / "shelf_edges.onnx").is_file() and (out / "shelf-edges").is_dir()
     assert found.shelf_edges is not None and found.shelf_edges.shape == image.shape[:2]
-    # ... and the void-mask net, likewise.
+    # ... and the void-mask net, likewise, twice as long.
     assert (out / "void_mask.onnx").is_file() and (out / "void-mask").is_dir()
     assert found.void_mask is not None and found.void_mask.shape == image.shape[:2]
     # ... and the upright net, twice as long.
@@ -417,7 +417,7 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     # ... and, asked for, the second detector at twice the steps.
     assert (out / "facings_long.onnx").is_file() and (out / "facings-long").is_dir()
     trained = json.loads((out / "training.json").read_text())
-    assert trained["shelf_edges"]["steps"] == 2 and trained["void_mask"]["steps"] == 2
+    assert trained["shelf_edges"]["steps"] == 2 and trained["void_mask"]["steps"] == 4
     assert trained["uprights"]["steps"] == 4 and trained["facings_long"]["steps"] == 4
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr
