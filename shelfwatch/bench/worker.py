@@ -71,9 +71,9 @@ def run(photos: int, source: Path, backend: str = "opencv") -> list[dict[str, An
                 "SHELFWATCH_DATABASE_URL=postgresql+psycopg://..."
             )
     work = Path(tempfile.mkdtemp(prefix="shelfwatch-benchw-"))
-    files = make_photos(source, photos, work / "in")
     rows: list[dict[str, Any]] = []
     try:
+        files = make_photos(source, photos, work / "in")
         for processes in (1, 2):
             url = _database(server, url_env)
             storage = work / f"store{processes}"

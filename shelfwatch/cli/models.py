@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -170,6 +169,7 @@ SETS = (
 @bench_app.command("accuracy")
 @friendly_errors
 def bench_accuracy(
+    ctx: typer.Context,
     data: Path = typer.Option(None, "--data", help="Rendered set (default: render one)."),
     photos: int = typer.Option(200, "--photos", min=1, help="Photos to render without --data."),
     seed: int = typer.Option(9001, "--seed", help="Render seed (never used for tuning)."),
@@ -196,25 +196,6 @@ def bench_accuracy(
     overlay: Path = typer.Option(None, "--overlay", help="Write an overlay of every photo."),
 ) -> None:
     """Accuracy on rendered photos and on the real photos in ../shared."""
-    with ExitStack() as cleanup:  # the bench's own renders are removed after scoring
-        _bench_accuracy(
-            cleanup, data, photos, seed, varied_seed, shared, backend, model, sets, as_json, overlay
-        )
-
-
-def _bench_accuracy(
-    cleanup: ExitStack,
-    data: Path | None,
-    photos: int,
-    seed: int,
-    varied_seed: int,
-    shared: Path | None,
-    backend: str | None,
-    model: Path | None,
-    sets: str,
-    as_json: bool,
-    overlay: Path | None,
-) -> None:
     import tempfile
 
     from tqdm import tqdm
@@ -228,9 +209,9 @@ def _bench_accuracy(
         raise fail(f"unknown set {', '.join(unknown)}; choose from: {', '.join(SETS)}")
     segmenter = segmenter_for(backend, model)
     lines: list[dict] = []
-
-    def rendered_folder(prefix: str) -> Path:
-        return Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    # The bench's own renders, removed when the command ends (ok or not).
+    scratch = tempfile.TemporaryDirectory(prefix="shelfwatch-bench-")
+    ctx.call_on_close(scratch.cleanup)
 
     def score(folder: Path, label: str, kept: bool) -> None:
         bar = tqdm(desc=f"scoring {label}", unit="photo", disable=as_json)
@@ -247,11 +228,11 @@ def _bench_accuracy(
     given = data is not None
     if "rendered" in chosen:
         if data is None:
-            data = rendered_folder("shelfwatch-bench-")
+            data = Path(scratch.name) / "rendered"
             render_dataset(data, SynthConfig(photos=photos, seed=seed), progress=not as_json)
         score(data, "rendered", given)
     if "varied" in chosen:
-        varied = rendered_folder("shelfwatch-bench-varied-")
+        varied = Path(scratch.name) / "varied"
         config = SynthConfig(photos=photos, seed=varied_seed, variety=True)
         render_dataset(varied, config, progress=not as_json)
         score(varied, "rendered-varied", False)
@@ -333,7 +314,7 @@ def _bench_accuracy(
         folder = shared / "real-shelves" / "images" if shared is not None else None
         if folder is None or not folder.is_dir():
             if data is None:
-                data = rendered_folder("shelfwatch-bench-")
+                data = Path(scratch.name) / "rendered"
                 render_dataset(data, SynthConfig(photos=20, seed=seed), progress=not as_json)
             folder = data / "images"
         lines += accuracy.score_speed(sorted(folder.iterdir())[:20], segmenter)
