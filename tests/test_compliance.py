@@ -212,3 +212,23 @@ def test_overlapping_boxes_count_the_overlap_once() -> None:
     shelf += [("B", 90, 210), ("B", 160, 280)]  # the packs stand at 90-150, 150-210, 210-270
     planned = plan([("A", 4), ("B", 3)])
     assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
+
+
+def test_a_box_standing_on_another_is_the_same_facing() -> None:
+    """A bottle's neck found apart from its body (a box above a larger one, in its columns)
+    is not a facing of its own, whatever SKU it was given; a pack beside it still is."""
+    base = scene(["A", "A", "B", "B", "B"])
+    p = base.products
+    neck = Products(
+        xyxy=np.array([[24, 70, 34, 100]]), scores=np.ones(1), shelf=np.array([1]), sku=["C"]
+    )
+    both = Products.concat([p, neck])
+    report = check_compliance(base.with_products(both), plan([("A", 2), ("B", 3)]))
+    assert report.findings == []
+    beside = Products(
+        xyxy=np.array([[100, 100, 118, 180]]), scores=np.ones(1), shelf=np.array([1]), sku=["C"]
+    )
+    report = check_compliance(
+        base.with_products(Products.concat([p, beside])), plan([("A", 2), ("B", 3)])
+    )
+    assert kinds(report) == {("extra", 1, 2, None, "C")}

@@ -18,6 +18,17 @@ def _pack(colour: tuple[int, int, int], width: int, height: int) -> np.ndarray:
     return image
 
 
+def _named(photo: np.ndarray, boxes: list[list[int]], signatures: list) -> list[str | None]:
+    """The SKUs ``identify_skus`` gives boxes on one shelf of ``photo``."""
+    scene = ShelfScene(
+        width=photo.shape[1],
+        height=photo.shape[0],
+        shelves=[Shelf(1, 60, 240)],
+        products=Products(xyxy=np.array(boxes), shelf=np.ones(len(boxes), int)),
+    )
+    return identify_skus(photo, scene, signatures).products.sku
+
+
 def test_a_box_of_two_packs_side_by_side_is_still_its_sku() -> None:
     """A box the detector drew over two neighbouring packs of one SKU keeps the SKU (the
     shape test allows packs side by side); a box of one pack of a same-coloured SKU twice
@@ -35,11 +46,37 @@ def test_a_box_of_two_packs_side_by_side_is_still_its_sku() -> None:
     photo[100:200, 400:450] = (40, 200, 40)  # a green pack nobody listed
     # The box on the blue pair is loose: it took in some of the fixture around them.
     boxes = [[0, 100, 50, 200], [100, 100, 200, 200], [240, 70, 360, 200], [400, 100, 450, 200]]
-    scene = ShelfScene(
-        width=600,
-        height=300,
-        shelves=[Shelf(1, 90, 210)],
-        products=Products(xyxy=np.array(boxes), shelf=np.ones(4, int)),
-    )
-    found = identify_skus(photo, scene, signatures)
-    assert found.products.sku == ["NARROW", "WIDE", "TALL", None]
+    assert _named(photo, boxes, signatures) == ["NARROW", "WIDE", "TALL", None]
+
+
+def test_a_box_on_part_of_a_pack_is_still_its_sku() -> None:
+    """Colour names the product, shape only chooses among like-coloured SKUs: a box the
+    detector drew over a third of a wide pack (and some fixture above it) has the wrong
+    shape for every SKU but is still that pack, not an unknown product."""
+    signatures = [
+        reference_signature("WIDE", _pack(BLUE, 150, 60), height_cm=12, width_cm=30),
+        reference_signature("TALL", _pack(RED, 50, 100), height_cm=20, width_cm=10),
+    ]
+    photo = np.full((300, 600, 3), 90, np.uint8)
+    photo[140:200, 100:250] = _pack(BLUE, 150, 60)[10:-10, 10:-10]
+    assert _named(photo, [[100, 110, 150, 200]], signatures) == ["WIDE"]
+
+
+def test_packs_of_one_colour_and_shape_are_told_apart_by_layout() -> None:
+    """Two SKUs with the same colours in the same amounts and the same pack shape differ
+    only in where their label band sits; a box that leaves out the pack's top (a bottle's
+    neck) is still read right."""
+    high, low = _pack(RED, 50, 120), _pack(RED, 50, 120)
+    low[10:-10, 10:-10] = RED
+    low[10 + 80 : 10 + 100, 10:-10] = 255  # the band as wide, lower down
+    high[10:-10, 10:-10] = RED
+    high[10 + 20 : 10 + 40, 10:-10] = 255
+    signatures = [
+        reference_signature("HIGH", high, height_cm=24, width_cm=10),
+        reference_signature("LOW", low, height_cm=24, width_cm=10),
+    ]
+    photo = np.full((300, 600, 3), 90, np.uint8)
+    photo[100:220, 100:150] = low[10:-10, 10:-10]
+    photo[100:220, 300:350] = high[10:-10, 10:-10]
+    boxes = [[100, 100, 150, 220], [300, 100, 350, 220], [100, 125, 150, 220]]
+    assert _named(photo, boxes, signatures) == ["LOW", "HIGH", "LOW"]

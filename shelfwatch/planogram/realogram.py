@@ -13,6 +13,9 @@ from shelfwatch.core.scene import ShelfScene
 # wider than ONE_PACK facings are one pack seen twice (a wide pack split).
 MERGED = 1.75
 ONE_PACK = 1.3
+# A box standing on a larger one's columns (at least this share of its width over it, at
+# most this share of its height beside it) is that facing again (``_stacked``).
+STACKED = 0.5
 # A stretch between two boxes of one SKU this many of its facings wide hides its facings.
 HIDDEN = 0.75
 # At most this many of them: a wider stretch no box or gap explains is more likely an empty
@@ -50,13 +53,15 @@ def realogram(
 
     ``widths_cm`` (the catalog's pack widths by SKU): the photo's scale is taken from the
     identified boxes themselves (median pixels per cm), and a box as wide as several packs
-    of its SKU counts as that many facings (narrow neighbours the detector merged)."""
+    of its SKU counts as that many facings (narrow neighbours the detector merged). A box
+    standing on another's columns is that facing (``_stacked``)."""
     rows: dict[int, list[ObservedFacing]] = {s.index: [] for s in scene.shelves}
     p = scene.products
     one = _facing_px(scene, widths_cm or {})
+    stacked = _stacked(p.xyxy, p.shelf)
     for i in range(len(p)):
         shelf = int(p.shelf[i])
-        if shelf in rows:
+        if shelf in rows and not stacked[i]:
             box = tuple(int(v) for v in p.xyxy[i])
             px = one.get(p.sku[i]) if p.sku[i] is not None else None
             rows[shelf].append(ObservedFacing("product", p.sku[i], box, 1, px))  # type: ignore[arg-type]
@@ -67,6 +72,29 @@ def realogram(
         rows[shelf].sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
         rows[shelf] = _hidden_facings(_merged_facings(rows[shelf]))
     return rows
+
+
+def _stacked(xyxy: np.ndarray, shelf: np.ndarray) -> np.ndarray:
+    """Per box, whether it stands above a larger box of its shelf in the same column (at
+    least ``STACKED`` of its width over that box, at most ``STACKED`` of its height beside
+    it): one facing seen as two boxes, a pack stacked on another or a bottle's neck found
+    apart from its body. A facing is a column of the shelf, however many units it holds."""
+    x1, y1, x2, y2 = (xyxy[:, k].astype(float) for k in range(4))
+    area = (x2 - x1) * (y2 - y1)
+    out = np.zeros(len(xyxy), bool)
+    for i in range(len(xyxy)):
+        cols = np.clip(np.minimum(x2, x2[i]) - np.maximum(x1, x1[i]), 0, None)
+        rows = np.clip(np.minimum(y2, y2[i]) - np.maximum(y1, y1[i]), 0, None)
+        out[i] = bool(
+            (
+                (shelf == shelf[i])
+                & (area > area[i])
+                & ((y1[i] + y2[i]) / 2 < (y1 + y2) / 2)  # above it
+                & (cols >= STACKED * (x2[i] - x1[i]))
+                & (rows <= STACKED * (y2[i] - y1[i]))
+            ).any()
+        )
+    return out
 
 
 def _merged_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:

@@ -1,8 +1,9 @@
-"""SKU identification without model weights: colour signatures from catalog reference images.
+"""SKU identification without model weights: signatures from catalog reference images.
 
-A signature is a normalised hue-saturation histogram of the pack's pixels plus its aspect
-ratio; a facing takes the SKU whose signature is closest, or ``None`` (unknown) when no
-reference is close enough. The score is kept either way.
+A signature is a normalised hue-saturation histogram of the pack's pixels, its aspect ratio
+and its layout (colour strip by strip from top to bottom). Colour says whether a facing is a
+catalog product at all (``None``, unknown, when no reference's colours are close enough);
+among the like-coloured SKUs shape and layout choose. The score is kept either way.
 """
 
 from __future__ import annotations
@@ -23,11 +24,27 @@ MIN_SIMILARITY = 0.35
 SIDE_BY_SIDE = (1, 2, 3)
 
 
+# The pack's layout: its colour (Lab) strip by strip from top to bottom, so that packs of one
+# colour with their bands, windows and print at other heights are told apart (a red can and
+# a red box of like shape; varied renders of seed 7402 hold five red SKUs).
+STRIPS = 16
+ROWS_PER_STRIP = 4  # the box is read at this many pixel rows per strip (and <= 24 columns)
+# Layouts of the packshot's lower part too: a detector's box often leaves out the top of a
+# tall pack (a bottle's neck), while every pack stands on the shelf.
+LOWER_PARTS = (1.0, 0.85, 0.7)
+# Boxes sit a little higher or lower on their pack than the packshot's outline: layouts are
+# compared shifted by up to this many strips.
+SHIFT = 2
+LAYOUT_WEIGHT = 2.0  # a layout far off costs this much similarity ...
+LAYOUT_SCALE = 20.0  # ... one this far off (mean Lab distance per strip) 63 % of it
+
+
 @dataclass(frozen=True)
 class Signature:
     sku: str
     hist: np.ndarray
     aspect: float | None
+    layouts: np.ndarray | None = None  # (len(LOWER_PARTS), STRIPS, 3) Lab, where known
 
 
 def colour_histogram(bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -59,7 +76,38 @@ def reference_signature(
     if mask.sum() < 0.05 * mask.size:
         mask = np.ones(mask.shape, bool)
     aspect = (width_cm / height_cm) if width_cm and height_cm else None
-    return Signature(sku, colour_histogram(image, mask), aspect)
+    ys, xs = np.nonzero(mask)
+    pack, inside = (
+        image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1],
+        mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1],
+    )
+    h = len(pack)
+    lower = [int(round(h * (1 - part))) for part in LOWER_PARTS]
+    layouts = np.stack([layout(pack[top:], inside[top:]) for top in lower])
+    return Signature(sku, colour_histogram(image, mask), aspect, layouts)
+
+
+def layout(bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """A pack's median colour (Lab: L 0-100, a and b around 0) in each of ``STRIPS``
+    horizontal strips from top to bottom, of the ``mask``'s pixels where a strip has some.
+    Strips run across the whole box, so a box over several packs side by side or over part
+    of one pack's width has its pack's layout."""
+    # A few pixels per strip tell its colour: read a small copy (a pack is 50-300 px tall).
+    size = (min(bgr.shape[1], 24), STRIPS * ROWS_PER_STRIP)
+    bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    if mask is not None:
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
+    lab[..., 0] *= 100 / 255
+    lab[..., 1:] -= 128
+    strips = lab.reshape(STRIPS, -1, 3)  # ROWS_PER_STRIP rows each
+    inside = np.ones(strips.shape[:2], bool)
+    if mask is not None:
+        inside = mask.reshape(STRIPS, -1).astype(bool)
+        inside |= ~(inside.sum(axis=1) > 3)[:, None]  # too few of the mask's: the whole strip
+    # The (lower) median of each strip's pixels inside: those outside sort last.
+    ordered = np.sort(np.where(inside[..., None], strips, np.inf), axis=1)
+    return ordered[np.arange(STRIPS), (inside.sum(axis=1) - 1) // 2]
 
 
 def load_signatures(catalog_dir: Path, items: list) -> list[Signature]:
@@ -88,12 +136,18 @@ def identify_skus(
     signatures: list[Signature],
     allowed: set[str] | None = None,
 ) -> ShelfScene:
-    """Label each product with the best-matching SKU (``None`` below ``MIN_SIMILARITY``)."""
+    """Label each product with the best-matching SKU by colour and shape (``None`` where
+    its colours match none up to ``MIN_SIMILARITY``)."""
     products = scene.products
     if not signatures or len(products) == 0:
         return scene
     candidates = [s for s in signatures if allowed is None or s.sku in allowed] or signatures
     refs = np.stack([s.hist for s in candidates])
+    # Every candidate's packshot layouts at once (NaN for one without a layout).
+    unknown = np.full((len(LOWER_PARTS), STRIPS, 3), np.nan, np.float32)
+    laid = [s.layouts is not None for s in candidates]
+    packs = np.stack([s.layouts if ok else unknown for s, ok in zip(candidates, laid, strict=True)])
+    packs = packs if any(laid) else None
     skus: list[str | None] = []
     scores = np.zeros(len(products), dtype=np.float32)
     for i in range(len(products)):
@@ -106,7 +160,11 @@ def identify_skus(
         if mask is not None and mask.shape != crop.shape[:2]:
             mask = None
         hist = colour_histogram(crop, mask)
-        sims = np.minimum(refs, hist[None, :]).sum(axis=1)
+        colour = np.minimum(refs, hist[None, :]).sum(axis=1)
+        sims = colour.copy()
+        if packs is not None:
+            off = _layout_off(packs, layout(crop, mask))
+            sims -= np.where(np.isnan(off), 0.0, LAYOUT_WEIGHT * (1 - np.exp(-off / LAYOUT_SCALE)))
         aspect = (x2 - x1) / max(1, y2 - y1)
         for k, sig in enumerate(candidates):
             if sig.aspect:
@@ -117,7 +175,25 @@ def identify_skus(
                     abs(np.log(aspect / (n * sig.aspect))) + 0.02 * (n - 1) for n in SIDE_BY_SIDE
                 )
                 sims[k] -= 0.5 * min(1.0, off)
-        best = int(np.argmax(sims))
+        # Colour says whether a facing is a catalog product at all, shape and layout only which
+        # of the like-coloured ones it is: a box on part of a pack, or a pack squeezed into a
+        # narrower slot, has the wrong shape but still its pack's colours.
+        like = colour >= MIN_SIMILARITY
+        best = int(np.argmax(np.where(like, sims, -np.inf))) if like.any() else int(np.argmax(sims))
         scores[i] = max(0.0, float(sims[best]))
-        skus.append(candidates[best].sku if sims[best] >= MIN_SIMILARITY else None)
+        skus.append(candidates[best].sku if like[best] else None)
     return scene.with_products(products.labelled(skus, scores))
+
+
+def _layout_off(packs: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Per candidate, how far a box's layout lies from its packshot's (the closest of its
+    lower parts) in mean Lab distance per strip, the two shifted against each other by up
+    to ``SHIFT`` strips (the strips both cover compared). ``packs``: (candidates,
+    len(LOWER_PARTS), STRIPS, 3)."""
+    best = np.full(len(packs), np.inf, np.float32)
+    for shift in range(-SHIFT, SHIFT + 1):
+        box = seen[max(0, shift) : STRIPS + min(0, shift)]
+        pack = packs[:, :, max(0, -shift) : STRIPS - max(0, shift)]
+        off = np.linalg.norm(pack - box, axis=3).mean(axis=2).min(axis=1)
+        best = np.fmin(best, off)
+    return np.where(np.isinf(best), np.nan, best)
