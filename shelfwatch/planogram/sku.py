@@ -136,8 +136,8 @@ def identify_skus(
     signatures: list[Signature],
     allowed: set[str] | None = None,
 ) -> ShelfScene:
-    """Label each product with the best-matching SKU by colour and shape (``None`` where
-    its colours match none up to ``MIN_SIMILARITY``)."""
+    """Label each product with the best-matching SKU by colour, shape and layout (``None``
+    where its colours match none up to ``MIN_SIMILARITY``)."""
     products = scene.products
     if not signatures or len(products) == 0:
         return scene
@@ -163,8 +163,9 @@ def identify_skus(
         colour = np.minimum(refs, hist[None, :]).sum(axis=1)
         sims = colour.copy()
         if packs is not None:
-            off = _layout_off(packs, layout(crop, mask))
-            sims -= np.where(np.isnan(off), 0.0, LAYOUT_WEIGHT * (1 - np.exp(-off / LAYOUT_SCALE)))
+            apart = _layout_off(packs, layout(crop, mask))
+            cost = LAYOUT_WEIGHT * (1 - np.exp(-apart / LAYOUT_SCALE))
+            sims -= np.where(np.isnan(apart), 0.0, cost)
         aspect = (x2 - x1) / max(1, y2 - y1)
         for k, sig in enumerate(candidates):
             if sig.aspect:
