@@ -79,22 +79,18 @@ def _stacked(xyxy: np.ndarray, shelf: np.ndarray) -> np.ndarray:
     least ``STACKED`` of its width over that box, at most ``STACKED`` of its height beside
     it): one facing seen as two boxes, a pack stacked on another or a bottle's neck found
     apart from its body. A facing is a column of the shelf, however many units it holds."""
-    x1, y1, x2, y2 = (xyxy[:, k].astype(float) for k in range(4))
+    x1, y1, x2, y2 = (xyxy[:, k, None].astype(float) for k in range(4))  # box i: row i
+    cols = np.clip(np.minimum(x2, x2.T) - np.maximum(x1, x1.T), 0, None)  # [i, j] shared
+    rows = np.clip(np.minimum(y2, y2.T) - np.maximum(y1, y1.T), 0, None)
     area = (x2 - x1) * (y2 - y1)
-    out = np.zeros(len(xyxy), bool)
-    for i in range(len(xyxy)):
-        cols = np.clip(np.minimum(x2, x2[i]) - np.maximum(x1, x1[i]), 0, None)
-        rows = np.clip(np.minimum(y2, y2[i]) - np.maximum(y1, y1[i]), 0, None)
-        out[i] = bool(
-            (
-                (shelf == shelf[i])
-                & (area > area[i])
-                & ((y1[i] + y2[i]) / 2 < (y1 + y2) / 2)  # above it
-                & (cols >= STACKED * (x2[i] - x1[i]))
-                & (rows <= STACKED * (y2[i] - y1[i]))
-            ).any()
-        )
-    return out
+    on = (
+        (shelf[:, None] == shelf[None, :])
+        & (area < area.T)  # j is larger ...
+        & (y1 + y2 < (y1 + y2).T)  # ... and i's centre above j's
+        & (cols >= STACKED * (x2 - x1))
+        & (rows <= STACKED * (y2 - y1))
+    )
+    return on.any(axis=1)
 
 
 def _merged_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:

@@ -44,7 +44,7 @@ class Signature:
     sku: str
     hist: np.ndarray
     aspect: float | None
-    layouts: np.ndarray | None = None  # (len(LOWER_PARTS), STRIPS, 3) Lab, where known
+    layouts: np.ndarray  # (len(LOWER_PARTS), STRIPS, 3) Lab
 
 
 def colour_histogram(bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -143,11 +143,7 @@ def identify_skus(
         return scene
     candidates = [s for s in signatures if allowed is None or s.sku in allowed] or signatures
     refs = np.stack([s.hist for s in candidates])
-    # Every candidate's packshot layouts at once (NaN for one without a layout).
-    unknown = np.full((len(LOWER_PARTS), STRIPS, 3), np.nan, np.float32)
-    laid = [s.layouts is not None for s in candidates]
-    packs = np.stack([s.layouts if ok else unknown for s, ok in zip(candidates, laid, strict=True)])
-    packs = packs if any(laid) else None
+    packs = np.stack([s.layouts for s in candidates])
     skus: list[str | None] = []
     scores = np.zeros(len(products), dtype=np.float32)
     for i in range(len(products)):
@@ -161,11 +157,8 @@ def identify_skus(
             mask = None
         hist = colour_histogram(crop, mask)
         colour = np.minimum(refs, hist[None, :]).sum(axis=1)
-        sims = colour.copy()
-        if packs is not None:
-            apart = _layout_off(packs, layout(crop, mask))
-            cost = LAYOUT_WEIGHT * (1 - np.exp(-apart / LAYOUT_SCALE))
-            sims -= np.where(np.isnan(apart), 0.0, cost)
+        apart = _layout_off(packs, layout(crop, mask))
+        sims = colour - LAYOUT_WEIGHT * (1 - np.exp(-apart / LAYOUT_SCALE))
         aspect = (x2 - x1) / max(1, y2 - y1)
         for k, sig in enumerate(candidates):
             if sig.aspect:
@@ -196,5 +189,5 @@ def _layout_off(packs: np.ndarray, seen: np.ndarray) -> np.ndarray:
         box = seen[max(0, shift) : STRIPS + min(0, shift)]
         pack = packs[:, :, max(0, -shift) : STRIPS - max(0, shift)]
         off = np.linalg.norm(pack - box, axis=3).mean(axis=2).min(axis=1)
-        best = np.fmin(best, off)
-    return np.where(np.isinf(best), np.nan, best)
+        best = np.minimum(best, off)
+    return best
