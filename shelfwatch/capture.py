@@ -25,7 +25,13 @@ from shelfwatch.pipeline import FixtureContext, finish
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.evaluation import iou_matrix
 from shelfwatch.vision.fuse import Seen, confirmed, distinct, track, whole_views
-from shelfwatch.vision.layout import assign_shelves, edge_drop, join_gaps, keep_shelves
+from shelfwatch.vision.layout import (
+    assign_shelves,
+    edge_drop,
+    join_gaps,
+    keep_shelves,
+    stocked,
+)
 from shelfwatch.vision.models.heatmaps import instances_at
 from shelfwatch.vision.opencv_backend import detect_shelves
 from shelfwatch.vision.stitch import (
@@ -267,8 +273,7 @@ def _stocked(
 ) -> tuple[list[Shelf], Products, list[Gap]]:
     """Only shelves that hold a product or a gap (a fixture's top rail or a seam of the
     stitched image is a strong line with nothing on it), numbered again from 1."""
-    used = {int(s) for s in products.shelf} | {g.shelf for g in gaps}
-    return keep_shelves(shelves, products, gaps, used)
+    return keep_shelves(shelves, products, gaps, stocked(shelves, products, gaps))
 
 
 def _fused_gaps(

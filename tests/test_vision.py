@@ -417,12 +417,12 @@ def test_a_gap_is_cut_to_its_shelf_level() -> None:
     assert _within_level((900, 100, 950, 500), 2, zones) == (900, 100, 950, 500)  # off the bay
 
 
-def test_bands_above_and_below_the_stocked_shelves_are_no_shelves() -> None:
-    """A bay's bands above its top stocked shelf (ceiling lights, a header) and below its
-    lowest (the floor) are dropped and the rest numbered again; an empty level between
-    stocked ones is a real, empty shelf and stays; each bay is judged on its own."""
+def test_levels_holding_nothing_are_no_shelves() -> None:
+    """Bands holding neither a product nor a gap are dropped wherever they are (above a
+    bay's stock: ceiling lights; below: the floor; between stocked levels: a layer of
+    stacked cases) and the rest numbered again; an empty shelf the gap stage saw stays."""
     from shelfwatch.core.scene import Gap, Products, Shelf
-    from shelfwatch.vision.layout import keep_shelves, stocked_range
+    from shelfwatch.vision.layout import keep_shelves, stocked
 
     def level(index: int, bay: int, y: int) -> Shelf:
         return Shelf(index, y, y + 90, 100 * bay, 100 * bay + 90, y + 85, None, bay)
@@ -434,13 +434,13 @@ def test_bands_above_and_below_the_stocked_shelves_are_no_shelves() -> None:
         shelf=np.array([2, 5, 6]),
     )
     gaps = [Gap(4, (40, 310, 60, 385))]
-    keep = stocked_range(shelves, products, gaps)
-    assert keep == {2, 3, 4, 5, 6}  # 1: above bay 1's stock; 7: below bay 2's
+    keep = stocked(shelves, products, gaps)
+    assert keep == {2, 4, 5, 6}  # 1 above bay 1's stock, 3 between, 7 below bay 2's
     kept, products, gaps = keep_shelves(shelves, products, gaps, keep)
     assert [(s.index, s.y1, s.bay) for s in kept] == [
-        (1, 100, 1), (2, 200, 1), (3, 300, 1), (4, 400, 1), (5, 0, 2)
+        (1, 100, 1), (2, 300, 1), (3, 400, 1), (4, 0, 2)
     ]  # fmt: skip
-    assert products.shelf.tolist() == [1, 4, 5] and gaps[0].shelf == 3
+    assert products.shelf.tolist() == [1, 3, 4] and gaps[0].shelf == 2
 
 
 def test_a_sloping_shelf_keeps_the_products_at_its_low_end() -> None:

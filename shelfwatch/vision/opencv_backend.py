@@ -19,7 +19,7 @@ from shelfwatch.vision.detector import infer
 from shelfwatch.vision.evaluation import interval_iou, points_in_box
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
 from shelfwatch.vision.frame import reading_side
-from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked_range
+from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.rows import covered, row_facings
 from shelfwatch.vision.shelves import (
@@ -263,10 +263,9 @@ def _segment_upright(
             classical = _classical_facings(work, zones, fixture_back_lab(work, bands))
             gaps = _uncovered(classical[1], found.boxes)
     shelves = [_to_product_tops(s, products) for s in shelves]
-    # Bands above a bay's top stocked shelf or below its lowest hold nothing: not shelves
-    # (one-to-one shelf precision 0.628 -> 0.643 on real-shelves, recall unchanged).
-    # (Nothing found on any shelf: the shelves stay, the photo is judged on them.)
-    keep = stocked_range(shelves, products, gaps)
+    # Levels holding nothing are no shelves (``stocked``); where nothing was found on any
+    # shelf, the shelves stay and the photo is judged on them.
+    keep = stocked(shelves, products, gaps)
     if keep:
         shelves, products, gaps = keep_shelves(shelves, products, gaps, keep)
     scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
