@@ -218,6 +218,18 @@ def test_learned_edges_take_the_photos_own_strips() -> None:
     assert snap_edges(learned, own, 1000) == [own[0], learned[1], own[1]]
 
 
+def test_learned_lines_need_no_strip_where_the_photo_shows_none() -> None:
+    """A weak learned line with no strip under it is doubted where the photo's strips lie
+    under the bay's other lines (a large pack's print on a clean fixture); where they lie
+    under none (rails hidden by packs, a dim cooler) their absence says nothing."""
+    from shelfwatch.vision.shelves import ShelfEdge, snap_edges
+
+    learned = [ShelfEdge(y, y, 0, 900, 0.5) for y in (200, 500, 800)]
+    assert snap_edges(learned, [], 1000) == learned
+    own = [ShelfEdge(y - 5, y + 5, 0, 1000, 0.5) for y in (200, 500)]
+    assert snap_edges(learned, own, 1000) == own
+
+
 def test_bays_at_equal_heights_are_divided_at_their_uprights() -> None:
     """Three bays whose shelves sit at the same heights, dark uprights between them: three
     bays (each after the first starts at an upright), their own edges, and shelves reported
