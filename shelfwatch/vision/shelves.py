@@ -36,7 +36,7 @@ SURE_STRIP = 0.9
 # ... but only where the photo's strips are a second opinion: where they lie under at least
 # this share of the bay's other learned lines. Elsewhere (price rails hidden by packs,
 # cluttered or dim shelves) a missing strip says nothing and the line counts from
-# LEARNED_SPAN (real-shelves-more held out: one-to-one recall 0.787 -> 0.807; see the README).
+# LEARNED_SPAN (real-shelves-more held out: one-to-one recall 0.788 -> 0.807; see the README).
 STRIPS_SEEN = 0.5
 
 
@@ -316,10 +316,10 @@ def snap_edges(learned: list[ShelfEdge], own: list[ShelfEdge], h: int) -> list[S
     tol = SNAP * h
     out: list[ShelfEdge] = []
     nears = [[o for o in own if o.y_top - tol <= e.y_top <= o.y_bottom + tol] for e in learned]
-    snapped = sum(1 for near in nears if near)
+    # For a line with no strip, the snapped lines are all among the bay's others.
+    snapped, others = sum(1 for near in nears if near), len(learned) - 1
+    strips_seen = others > 0 and snapped >= STRIPS_SEEN * others
     for e, near in zip(learned, nears, strict=True):
-        others = len(learned) - 1  # an unsnapped line is not among the snapped
-        strips_seen = others > 0 and snapped >= STRIPS_SEEN * others
         if not near and strips_seen and e.strength < UNSNAPPED_SPAN:
             continue
         best = min(near, key=lambda o: abs((o.y_top + o.y_bottom) / 2 - e.y_top), default=e)
