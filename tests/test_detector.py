@@ -359,6 +359,31 @@ def test_kill_then_resume_ends_with_the_same_steps(
     assert not (out / "facings_long.onnx").exists()  # not asked for: one detector
 
 
+def test_the_detectors_width_is_a_training_option(
+    rendered: Path, tmp_path: Path, home: Path
+) -> None:
+    """``--detector-width`` trains the detectors at another width: the ONNX file carries it
+    and the backend runs it as it is; a checkpoint of another width is not resumed."""
+    out = tmp_path / "narrow"
+    train = (
+        "train", "--backend", "default",
+        "--labels", rendered / "annotations.json", "--images", rendered,
+        "--out", out, "--epochs", 1, "--steps-per-epoch", 2, "--batch-size", 2, "--renders", 0,
+    )  # fmt: skip
+    result = _run(*train, "--detector-width", 8)
+    assert result.exit_code == 0, result.output
+    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert state["model"]["stages.0.0.weight"].shape[0] == 8  # the shipped width is 16
+    photo = sorted((rendered / "images").iterdir())[0]
+    found = detect(load_image(photo), out / "facings.onnx")
+    assert found.boxes.shape[1] == 4
+    again = _run(*train, "--detector-width", 12, "--resume")
+    assert again.exit_code == 1 and "made by another training run" in again.stderr
+    assert _run(*train, "--detector-width", 2).exit_code != 0  # under the least width
+    other = _run("train", "--backend", "clipseg", "--out", out, "--detector-width", 24)
+    assert other.exit_code == 1 and "--detector-width is for the default" in other.stderr
+
+
 def _run(*args: object):
     """The CLI with these arguments (paths and numbers as text)."""
     return CliRunner().invoke(app, [str(a) for a in args])

@@ -212,6 +212,13 @@ def train_cmd(
         help="Default backend: also train the second detector (twice the steps), averaged "
         "with the first where SHELFWATCH_DETECTOR_ENSEMBLE=1.",
     ),
+    detector_width: int = typer.Option(
+        None,
+        "--detector-width",
+        min=4,
+        help="Default backend: the detectors' width, channels of their first stage "
+        "(default 16, the shipped weights'; the ONNX file carries it, nothing else changes).",
+    ),
 ) -> None:
     """Fine-tune a backend on labeled photos; prints eval before and after."""
     from tqdm import tqdm
@@ -230,6 +237,8 @@ def train_cmd(
         raise fail("--shared is for the default backend's detector")
     if second_detector and backend != "default":
         raise fail("--second-detector is for the default backend")
+    if detector_width is not None and backend != "default":
+        raise fail("--detector-width is for the default backend")
     if shared is not None and not shared.is_dir():
         raise fail(f"{shared}: no such folder")
     if labels is None and shared is None:
@@ -252,6 +261,7 @@ def train_cmd(
         train_encoder=train_encoder,
         shared=shared,
         second_detector=second_detector,
+        detector_width=detector_width,
     )
     bars: list[tqdm] = []  # made at the first step: errors before it print no empty bar
 

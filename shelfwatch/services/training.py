@@ -137,6 +137,7 @@ class TrainOptions:
     train_encoder: bool = False  # CLIPSeg: train CLIP too
     shared: Path | None = None  # the default backend's real material (see shared_sources)
     second_detector: bool = False  # default backend: also the second detector (twice the steps)
+    detector_width: int | None = None  # default backend: the detectors' width (default: WIDTH)
 
 
 def _torch() -> Any:
@@ -187,6 +188,7 @@ def train_backend(
             lr,
             options.shared,
             options.second_detector,
+            options.detector_width,
         )
     from shelfwatch.settings import get_settings
 
@@ -257,12 +259,14 @@ def train_default(
     lr: float = 2e-3,
     shared: Path | None = None,
     second_detector: bool = False,
+    width: int | None = None,
 ) -> dict[str, object]:
     """Fit the detector on labeled photos, ``shared``'s real material (see
     ``shared_sources``) and renders: real photos make four fifths of the batches, racks of
     cigarette packs a fifth so the many supermarket photos do not drown them. With
-    ``second_detector``, a second one on the same material at twice the steps."""
-    from shelfwatch.vision.detector.train import train
+    ``second_detector``, a second one on the same material at twice the steps; ``width``:
+    both detectors' (default: the shipped ``WIDTH``)."""
+    from shelfwatch.vision.detector.train import WIDTH, train
 
     labeled = sources_from(photos)
     racks, shelves, voids = shared_sources(shared) if shared is not None else ([], [], [])
@@ -280,11 +284,12 @@ def train_default(
         resume=resume,
         progress=progress,
     )
-    info = train(sources, out, **args)
+    detectors = args | {"width": width or WIDTH}
+    info = train(sources, out, **detectors)
     if second_detector:
         # Averaged with the first where the detector_ensemble setting asks for it. Alone it
         # trades racks for renders; the two together beat either (see the README).
-        longer = args | {"epochs": 2 * epochs}
+        longer = detectors | {"epochs": 2 * epochs}
         info["facings_long"] = train(sources, out, kind="facings-long", **longer)
     boxed = [s for s in shelves if s.shelf_region is not None]
     if boxed:  # the shelf-edge and upright nets, on the photos whose every shelf is boxed
