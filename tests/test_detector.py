@@ -374,6 +374,7 @@ def test_the_detectors_width_is_a_training_option(
     assert result.exit_code == 0, result.output
     state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert state["model"]["stages.0.0.weight"].shape[0] == 8  # the shipped width is 16
+    assert json.loads((out / "training.json").read_text())["width"] == 8
     photo = sorted((rendered / "images").iterdir())[0]
     found = detect(load_image(photo), out / "facings.onnx")
     assert found.boxes.shape[1] == 4

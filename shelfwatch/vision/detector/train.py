@@ -37,7 +37,7 @@ EDGE_WIDTH = 8
 # (the bench's area rule), and a mask learns that area directly.
 VOID_WIDTH = 16
 # The detector's width (channels of its first stage; 0.53 M parameters). A net 1.5 times as
-# wide (24: 1.19 M parameters, 2.3 times the time per photo) trained with the shipped recipe
+# wide (24: 1.19 M parameters, 2.3 times the time per pass) trained with the shipped recipe
 # fitted its training photos no better and counted worse (see the README), so it stays.
 WIDTH = 16
 
@@ -243,6 +243,8 @@ def train(
     history = fit(net, step_loss, folder, plan, meta, progress)
     export_onnx(net.cpu().eval(), out_dir / onnx_name)
     info = {"epochs": epochs, "steps": epochs * steps_per_epoch, "history": history, "seed": seed}
+    if kind in ("facings", "facings-long"):
+        info["width"] = width
     (folder / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     return info
 
