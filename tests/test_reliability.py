@@ -297,8 +297,12 @@ def test_audits_run_while_photos_keep_arriving(cli, home: Path, rendered: Path) 
     from zoneinfo import ZoneInfo
 
     now = dt.datetime.now(dt.UTC)
-    when = (now - dt.timedelta(minutes=1)).isoformat()
-    today = (now - dt.timedelta(minutes=1)).astimezone(ZoneInfo("Europe/Berlin")).date()
+    local = now.astimezone(ZoneInfo("Europe/Berlin"))
+    # A minute ago, but on the store's day of ``now`` (in the first minute after its midnight
+    # a minute ago is the day before, whose audit is not due yet).
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    when = max(now - dt.timedelta(minutes=1), midnight).isoformat()
+    today = local.date()
     images = sorted((rendered / "images").iterdir())
     _ingest_and_process(cli, images[:2], "S1", "F1", when)
     for f in images[2:6]:  # arrive after the worker stopped: still queued at audit time
