@@ -195,7 +195,8 @@ def train(
     the detectors' (``FacingNet``'s; the one-map nets keep theirs)."""
     random.seed(seed)
     torch.manual_seed(seed)
-    if kind in ("facings", "facings-long"):
+    detector = kind in ("facings", "facings-long")
+    if detector:
         if width < 4:
             raise ValueError(f"detector width {width}: at least 4")
         net = FacingNet(width).to(device)
@@ -237,13 +238,15 @@ def train(
     else:
         raise ValueError(f"unknown kind {kind!r}")
     meta = {"backend": backend, "epochs": epochs, "steps": steps_per_epoch, "batch": batch_size}
-    if kind in ("facings", "facings-long") and width != WIDTH:
-        meta["width"] = width  # a checkpoint of another width cannot be resumed
+    if detector and width != WIDTH:
+        # Named only when not the shipped width, so checkpoints made before the option was
+        # there still resume; a checkpoint of another width is refused.
+        meta["width"] = width
     plan = Plan(epochs, steps_per_epoch, lr, seed, resume)
     history = fit(net, step_loss, folder, plan, meta, progress)
     export_onnx(net.cpu().eval(), out_dir / onnx_name)
     info = {"epochs": epochs, "steps": epochs * steps_per_epoch, "history": history, "seed": seed}
-    if kind in ("facings", "facings-long"):
+    if detector:
         info["width"] = width
     (folder / "training.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     return info
