@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -341,6 +342,49 @@ def test_training_lowers_loss_and_raises_recall(rendered: Path, tmp_path: Path) 
     before = _recall(tmp_path / "untrained.onnx", photos, 0.1)
     after = _recall(tmp_path / "model" / "facings.onnx", photos, 0.1)
     assert after > before + 0.2, (before, after)
+
+
+def test_the_trained_detector_is_int8_and_reads_like_the_float_export(
+    rendered: Path, tmp_path: Path
+) -> None:
+    """``train`` writes the detector with int8 weights (QuantizeLinear / DequantizeLinear
+    around its convolutions), calibrated on its own photos; OpenCV runs it, and its product
+    heatmap reads within a few hundredths of the float export's (a young net's: 0.002 on
+    average); the width-8 shelf-edge net gains no speed from int8 and stays float."""
+    import onnx
+
+    from shelfwatch.services.training import sources_from
+    from shelfwatch.vision.detector.infer import _sigmoid, load, network_input
+    from shelfwatch.vision.detector.train import train
+
+    coco = read_coco(rendered / "annotations.json")
+    photos = [(rendered / "images" / im.file_name, im) for im in coco.images[:4]]
+    sources = sources_from(photos)
+    out = tmp_path / "model"
+    train(sources, out, epochs=1, steps_per_epoch=60, batch_size=4, lr=4e-3, seed=0)
+    graph = onnx.load(str(out / "facings.onnx")).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8) >= 10  # every convolution's weights
+    for photo, _ in photos:
+        blob = network_input(load_image(photo), 640)[0]
+        heat = []
+        for name in ("facings.onnx", "facings_float.onnx"):
+            net = load(out / name)
+            net.setInput(blob)
+            heat.append(_sigmoid(net.forward()[0, 0]))
+        assert heat[1].max() > 0.3  # it has learned peaks: the comparison means something
+        assert np.abs(heat[0] - heat[1]).mean() < 0.01
+        assert np.abs(heat[0] - heat[1]).max() < 0.1
+    h, w = sources[0].image.shape[:2]
+    shelf = np.array([[0, h / 4, w, h / 2]], np.float32)  # one boxed shelf level
+    boxed = [replace(sources[0], shelves=shelf, shelf_region=np.array([[0, 0, w, h]]))]
+    train(boxed, out, kind="shelf-edges", epochs=1, steps_per_epoch=2, batch_size=2)
+    edges = onnx.load(str(out / "shelf_edges.onnx")).graph
+    assert "Conv" in {n.op_type for n in edges.node} and not any(
+        t.data_type == onnx.TensorProto.INT8 for t in edges.initializer
+    )
 
 
 def test_kill_then_resume_ends_with_the_same_steps(

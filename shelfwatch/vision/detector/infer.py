@@ -211,6 +211,19 @@ def _forward(
     """The detector's output for ``bgr`` scaled to ``side`` px on its longer side (a
     panorama: see ``frame``), the scale, the network input (padded to a multiple of 32)
     and the scaled photo's (h, w); with a ``second`` detector, the two outputs averaged."""
+    blob, scale, size = network_input(bgr, side)  # once: the one-map nets read it too
+    net.setInput(blob)
+    out = net.forward()[0]
+    if second is not None:
+        second.setInput(blob)
+        out = _mean_output(out, second.forward()[0])
+    return out, scale, blob, size
+
+
+def network_input(bgr: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """``bgr`` as the nets read it at ``side`` px on its longer side (a panorama: see
+    ``frame``): the network input padded to a multiple of 32, the scale and the scaled
+    photo's (h, w) inside it."""
     h, w = bgr.shape[:2]
     scale = side / reading_side(h, w)
     ih, iw = int(round(h * scale)), int(round(w * scale))
@@ -218,13 +231,7 @@ def _forward(
     ph, pw = -(-ih // 32) * 32, -(-iw // 32) * 32
     padded = np.zeros((ph, pw, 3), np.uint8)
     padded[:ih, :iw] = resized
-    blob = to_input(padded)[None]  # once: the one-map nets read the same input
-    net.setInput(blob)
-    out = net.forward()[0]
-    if second is not None:
-        second.setInput(blob)
-        out = _mean_output(out, second.forward()[0])
-    return out, scale, blob, (ih, iw)
+    return to_input(padded)[None], scale, (ih, iw)
 
 
 def _mean_output(a: np.ndarray, b: np.ndarray) -> np.ndarray:

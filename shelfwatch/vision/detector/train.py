@@ -21,6 +21,7 @@ from shelfwatch.vision.detector.data import (
     upright_targets,
     void_mask_targets,
 )
+from shelfwatch.vision.detector.quantize import QUANTIZED_KINDS, calibration_inputs, quantize
 from shelfwatch.vision.fitting import Plan, fit
 
 # Output channels: product heatmap, log width, log height, x and y offset, void heatmap.
@@ -192,7 +193,9 @@ def train(
     net (``"uprights"``, likewise: ``out_dir/uprights.onnx``, ``out_dir/uprights``) or the
     void-mask net (``"void-mask"``, on sources with void boxes: ``out_dir/void_mask.onnx``,
     checkpoint in ``out_dir/void-mask``) from ``sources`` (see ``fitting.fit``). ``width``:
-    the detectors' (``FacingNet``'s; the one-map nets keep theirs)."""
+    the detectors' (``FacingNet``'s; the one-map nets keep theirs). The detectors and the
+    void-mask net are written as int8 (``quantize``; calibrated on ``sources``' photos), their
+    float export kept beside the checkpoint as ``*_float.onnx``."""
     random.seed(seed)
     torch.manual_seed(seed)
     detector = kind in ("facings", "facings-long")
@@ -244,7 +247,13 @@ def train(
         meta["width"] = width
     plan = Plan(epochs, steps_per_epoch, lr, seed, resume)
     history = fit(net, step_loss, folder, plan, meta, progress)
-    export_onnx(net.cpu().eval(), out_dir / onnx_name)
+    if kind in QUANTIZED_KINDS:  # int8 for OpenCV, the float export kept in the run's folder
+        exported = folder / onnx_name.replace(".onnx", "_float.onnx")
+        export_onnx(net.cpu().eval(), exported)
+        photos = list({id(s.image): s.image for s in sources}.values())  # each photo once
+        quantize(exported, out_dir / onnx_name, calibration_inputs(photos))
+    else:
+        export_onnx(net.cpu().eval(), out_dir / onnx_name)
     info = {"epochs": epochs, "steps": epochs * steps_per_epoch, "history": history, "seed": seed}
     if detector:
         info["width"] = width
