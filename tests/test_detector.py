@@ -349,7 +349,7 @@ def test_the_trained_detector_is_int8_and_reads_like_the_float_export(
 ) -> None:
     """``train`` writes the detector with int8 weights (QuantizeLinear / DequantizeLinear
     around its convolutions), calibrated on its own photos; OpenCV runs it, and its product
-    heatmap reads within a few hundredths of the float export's (a young net's: 0.002 on
+    heatmap reads within a few hundredths of the float export's (a young net's: about 0.001 on
     average); the width-8 shelf-edge net gains no speed from int8 and stays float."""
     import onnx
 

@@ -23,8 +23,8 @@ from shelfwatch.vision.detector.infer import INPUT_SIDE, SMALL_SIDE, network_inp
 # The nets written as int8 by ``train`` (by kind); the others stay float.
 QUANTIZED_KINDS = ("facings", "facings-long", "void-mask")
 # Photos read for the activation ranges, spread over the training sources (each at both
-# passes' sizes). Set once: a first try on 23 photos of our choice gave the same figures
-# within 0.005 (README, "Int8 weights").
+# passes' sizes). Set once: a first try on 23 photos of our choice read as close to the
+# float nets (README, "Int8 weights").
 CALIBRATION_PHOTOS = 24
 
 
