@@ -247,13 +247,13 @@ def train(
         meta["width"] = width
     plan = Plan(epochs, steps_per_epoch, lr, seed, resume)
     history = fit(net, step_loss, folder, plan, meta, progress)
-    if kind in QUANTIZED_KINDS:  # int8 for OpenCV, the float export kept in the run's folder
-        exported = folder / onnx_name.replace(".onnx", "_float.onnx")
-        export_onnx(net.cpu().eval(), exported)
+    # Int8 for OpenCV where it is faster, the float export then kept in the run's folder.
+    int8 = kind in QUANTIZED_KINDS
+    exported = folder / onnx_name.replace(".onnx", "_float.onnx") if int8 else out_dir / onnx_name
+    export_onnx(net.cpu().eval(), exported)
+    if int8:
         photos = list({id(s.image): s.image for s in sources}.values())  # each photo once
         quantize(exported, out_dir / onnx_name, calibration_inputs(photos))
-    else:
-        export_onnx(net.cpu().eval(), out_dir / onnx_name)
     info = {"epochs": epochs, "steps": epochs * steps_per_epoch, "history": history, "seed": seed}
     if detector:
         info["width"] = width
