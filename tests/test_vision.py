@@ -635,6 +635,28 @@ def test_one_to_one_recall_split_by_photos_with_bays_side_by_side() -> None:
     assert summary["photos_side_by_side"] == 1
 
 
+def test_count_error_by_shelf_size_and_its_sign() -> None:
+    """Per-shelf count error split by how many products were counted on the shelf, and its
+    sign: missed products read negative, extra ones positive."""
+    from shelfwatch.bench.accuracy import summarise_counts
+
+    rows = [
+        {"image": "a", "products": 2, "detected": 3},  # +50 %
+        {"image": "a", "products": 8, "detected": 6},  # -25 %
+        {"image": "b", "products": 10, "detected": 10},  # 0
+        {"image": "b", "products": 25, "detected": 15},  # -40 %
+        {"image": "b", "products": 20, "detected": 18},  # -10 %
+    ]
+    summary = summarise_counts(rows, "all")
+    assert summary["count_mape_shelf"] == 25.0
+    assert summary["count_bias_shelf"] == -5.0
+    assert summary["count_mape_shelf_1_4"] == 50.0
+    assert summary["count_mape_shelf_5_9"] == 25.0
+    assert summary["count_mape_shelf_10_19"] == 0.0
+    assert summary["count_mape_shelf_20_up"] == 25.0
+    assert summarise_counts(rows[:1], "one")["count_mape_shelf_20_up"] is None
+
+
 def test_bays_are_divided_where_the_upright_net_marks_an_upright() -> None:
     """Two bays whose shelves sit at the same heights, their rails unbroken: one bay on the
     photo's lines alone, two where the upright net marks an upright down their shelves (a

@@ -312,7 +312,7 @@ def summarise_supermarket_products(rows: list[dict[str, Any]], label: str) -> di
         "photos": len(rows),
         "precision": round(tally.precision, 4),
         "recall": round(tally.recall, 4),
-        **{k: counts[k] for k in ("shelves", "count_mape_shelf", "products", "detected")},
+        **{k: v for k, v in counts.items() if k not in ("set", "part", "photos")},
     }
 
 
@@ -459,14 +459,30 @@ def score_real_counts(folder: Path, segmenter: Segmenter) -> list[dict[str, Any]
     return rows
 
 
+# Shelves by how many products a person counted on them: where the count error lies (a
+# crowded shelf of small items and a shelf of a few large packs fail differently).
+SHELF_SIZES = ((1, 4), (5, 9), (10, 19), (20, None))
+
+
 def summarise_counts(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
-    errors = [abs(r["detected"] - r["products"]) / max(1, r["products"]) for r in rows]
+    """Per-shelf count error (MAPE), its sign (``count_bias_shelf``: the mean of detected
+    minus counted over counted, negative where products are missed), and the MAPE of the
+    shelves of each size in ``SHELF_SIZES`` (``count_mape_shelf_20_up``: 20 or more)."""
+    signed = np.array([(r["detected"] - r["products"]) / max(1, r["products"]) for r in rows])
+    counted = np.array([r["products"] for r in rows])
+    by_size = {}
+    for lo, hi in SHELF_SIZES:
+        name = f"count_mape_shelf_{lo}_{hi}" if hi else f"count_mape_shelf_{lo}_up"
+        part = signed[(counted >= lo) & (counted <= (hi or counted.max(initial=0)))]
+        by_size[name] = round(100 * float(np.abs(part).mean()), 2) if len(part) else None
     return {
         "set": "real-shelves-counts",
         "part": label,
         "photos": len({r["image"] for r in rows}),
         "shelves": len(rows),
-        "count_mape_shelf": round(100 * float(np.mean(errors)), 2) if errors else None,
+        "count_mape_shelf": round(100 * float(np.abs(signed).mean()), 2) if len(rows) else None,
+        "count_bias_shelf": round(100 * float(signed.mean()), 2) if len(rows) else None,
+        **by_size,
         "products": sum(r["products"] for r in rows),
         "detected": sum(r["detected"] for r in rows),
     }
