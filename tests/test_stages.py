@@ -39,7 +39,7 @@ def test_each_stage_runs_once_and_the_classical_finder_not_at_all(
         "shelves": _count_calls(monkeypatch, opencv_backend, "shelf_zones"),
         "products": _count_calls(monkeypatch, opencv_backend, "_products"),
         "masks": _count_calls(monkeypatch, Fixture, "product_masks"),
-        "gaps": _count_calls(monkeypatch, opencv_backend, "_void_gaps"),
+        "gaps": _count_calls(monkeypatch, opencv_backend, "void_gaps"),
     }
     classical = _count_calls(monkeypatch, opencv_backend, "find_facings")
     image = load_image(next((rendered / "images").iterdir()))

@@ -295,7 +295,7 @@ def test_weak_voids_that_agree_are_a_gap_and_a_lone_weak_one_is_not() -> None:
     """Hysteresis: a wide empty stretch draws several weak void centres; one weak void alone
     is no gap."""
     from shelfwatch.core.scene import Products
-    from shelfwatch.vision.opencv_backend import _void_gaps
+    from shelfwatch.vision.gaps import void_gaps
 
     voids = np.array(
         [[100, 50, 180, 150], [160, 50, 240, 150], [220, 50, 300, 150], [100, 250, 180, 350]],
@@ -304,14 +304,14 @@ def test_weak_voids_that_agree_are_a_gap_and_a_lone_weak_one_is_not() -> None:
     scores = np.array([0.15, 0.16, 0.15, 0.16])
     shelf = np.array([1, 1, 1, 2])
     none = Products(xyxy=np.zeros((0, 4)), scores=np.zeros(0), shelf=np.zeros(0, int))
-    gaps = _void_gaps(voids, scores, shelf, none, [])
+    gaps = void_gaps(voids, scores, shelf, none, [])
     assert [(g.shelf, g.bbox) for g in gaps] == [(1, (100, 50, 300, 150))]
     # One sure void is enough.
-    gaps = _void_gaps(voids[3:], np.array([0.3]), shelf[3:], none, [])
+    gaps = void_gaps(voids[3:], np.array([0.3]), shelf[3:], none, [])
     assert [g.shelf for g in gaps] == [2]
     # Unless it is the space above a short product standing in its bottom quarter.
     short = Products(xyxy=np.array([[95, 300, 185, 350]]), scores=np.ones(1), shelf=np.array([2]))
-    assert _void_gaps(voids[3:], np.array([0.3]), shelf[3:], short, []) == []
+    assert void_gaps(voids[3:], np.array([0.3]), shelf[3:], short, []) == []
 
 
 def test_a_gap_reaches_the_products_beside_it_but_not_over_a_missed_one() -> None:
@@ -337,8 +337,8 @@ def _shelf_of_packs(xs: list[int], seed: int) -> tuple[np.ndarray, object, list]
     """A 900 px shelf on a plain noisy back: 60 px packs at ``xs``, its edge at 200-216;
     the photo, the packs as detected products and the shelf's zone."""
     from shelfwatch.core.scene import Products
-    from shelfwatch.vision.opencv_backend import Zone
     from shelfwatch.vision.shelves import ShelfEdge
+    from shelfwatch.vision.zones import Zone
 
     image = np.full((240, 900, 3), 90, np.uint8)
     image += np.random.default_rng(seed).integers(0, 6, image.shape, dtype=np.uint8)
@@ -361,7 +361,7 @@ def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() 
     nothing in."""
     from shelfwatch.core.scene import Gap
     from shelfwatch.vision.facings import Fixture
-    from shelfwatch.vision.opencv_backend import _bare_stretches
+    from shelfwatch.vision.gaps import bare_stretches
 
     xs = [20, 90, 160, 400, 470, 540, 610, 680, 750, 820]  # 90 px between each
     image, products, zones = _shelf_of_packs(xs, seed=0)
@@ -370,39 +370,40 @@ def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() 
     fixture = Fixture.of(image)
     back = fixture.back_lab([(0, 30, 900, 200)])
     weak_void = np.array([[280, 60, 340, 200]], float)  # a void centre under the threshold
-    assert _bare_stretches(products, zones, fixture, back, [], weak_void) == []
+    assert bare_stretches(products, zones, fixture, back, [], weak_void) == []
     image[60:200, 250:310] = image[60:200, 320:380]  # now that stretch is bare
     fixture = Fixture.of(image)
-    gaps = _bare_stretches(products, zones, fixture, back, [], weak_void)
+    gaps = bare_stretches(products, zones, fixture, back, [], weak_void)
     assert [(g.shelf, g.bbox) for g in gaps] == [(1, (220, 30, 400, 200))]
-    assert _bare_stretches(products, zones, fixture, back, [], weak_void + 500) == []
+    assert bare_stretches(products, zones, fixture, back, [], weak_void + 500) == []
     # A stretch a void gap already covers is not reported again.
     covered = [Gap(1, (230, 40, 380, 200))]
-    assert _bare_stretches(products, zones, fixture, back, covered, weak_void) == []
+    assert bare_stretches(products, zones, fixture, back, covered, weak_void) == []
 
 
 def test_a_bare_stretch_at_the_end_of_a_shelf_is_a_gap() -> None:
     """From the shelf's end to its outer product: an empty end of the shelf is a gap when
     the void head saw something there and the back shows; a sliver is none."""
     from shelfwatch.vision.facings import Fixture
-    from shelfwatch.vision.opencv_backend import _bare_stretches
+    from shelfwatch.vision.gaps import bare_stretches
 
     xs = [30, 100, 170, 240, 310, 380, 450, 520, 590]  # the shelf's last 250 px are empty
     image, products, zones = _shelf_of_packs(xs, seed=1)
     fixture = Fixture.of(image)
     back = fixture.back_lab([(0, 30, 900, 200)])
     void = np.array([[700, 60, 780, 200]], float)
-    gaps = _bare_stretches(products, zones, fixture, back, [], void)
+    gaps = bare_stretches(products, zones, fixture, back, [], void)
     assert [(g.shelf, g.bbox) for g in gaps] == [(1, (650, 30, 900, 200))]
-    assert _bare_stretches(products, zones, fixture, back, [], void - 600) == []
+    assert bare_stretches(products, zones, fixture, back, [], void - 600) == []
 
 
 def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:
     """An empty facing reaches down to the shelf; a void in the upper half of its level
     (between bottle necks, over short packs) does not."""
     from shelfwatch.core.scene import Products
-    from shelfwatch.vision.opencv_backend import Zone, _void_gaps
+    from shelfwatch.vision.gaps import void_gaps
     from shelfwatch.vision.shelves import ShelfEdge
+    from shelfwatch.vision.zones import Zone
 
     zones = [
         Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
@@ -410,23 +411,24 @@ def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:
     ]
     none = Products(xyxy=np.zeros((0, 4)), scores=np.zeros(0), shelf=np.zeros(0, int))
     voids = np.array([[100, 230, 160, 300], [300, 260, 360, 415]], float)
-    gaps = _void_gaps(voids, np.array([0.4, 0.4]), np.array([2, 2]), none, zones)
+    gaps = void_gaps(voids, np.array([0.4, 0.4]), np.array([2, 2]), none, zones)
     assert [g.bbox for g in gaps] == [(300, 260, 360, 415)]
 
 
 def test_a_gap_is_cut_to_its_shelf_level() -> None:
     """A void box reaching over the shelf above and below is cut to its level: from the
     edge of the shelf above down to its own shelf's edge."""
-    from shelfwatch.vision.opencv_backend import Zone, _within_level
+    from shelfwatch.vision.gaps import within_level
     from shelfwatch.vision.shelves import ShelfEdge
+    from shelfwatch.vision.zones import Zone
 
     zones = [
         Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
         Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
     ]
-    assert _within_level((300, 100, 400, 500), 2, zones) == (300, 215, 400, 435)
-    assert _within_level((300, 250, 400, 430), 2, zones) == (300, 250, 400, 430)  # inside
-    assert _within_level((900, 100, 950, 500), 2, zones) == (900, 100, 950, 500)  # off the bay
+    assert within_level((300, 100, 400, 500), 2, zones) == (300, 215, 400, 435)
+    assert within_level((300, 250, 400, 430), 2, zones) == (300, 250, 400, 430)  # inside
+    assert within_level((900, 100, 950, 500), 2, zones) == (900, 100, 950, 500)  # off the bay
 
 
 def test_levels_holding_nothing_are_no_shelves() -> None:
@@ -502,8 +504,9 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
     dropped; an area it marks surely that no gap covers becomes a gap on its shelf, unless a
     detected product stands in it (a missed product is no gap)."""
     from shelfwatch.core.scene import Gap, Products
-    from shelfwatch.vision.opencv_backend import Zone, _masked_gaps
+    from shelfwatch.vision.gaps import masked_gaps
     from shelfwatch.vision.shelves import ShelfEdge
+    from shelfwatch.vision.zones import Zone
 
     zones = [
         Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
@@ -517,11 +520,11 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
         xyxy=np.array([[600, 260, 680, 420]]), scores=np.ones(1), shelf=np.array([2])
     )
     gaps = [Gap(1, (100, 60, 180, 200)), Gap(2, (200, 250, 260, 420))]  # the second unmarked
-    out = _masked_gaps(gaps, mask, products, zones)
+    out = masked_gaps(gaps, mask, products, zones)
     assert [(g.shelf, g.bbox) for g in out] == [(1, (100, 60, 180, 200)), (2, (400, 260, 472, 420))]
     # Dark space above short products does not reach down to the shelf: no gap.
     mask[240:300, 720:792] = 0.95
-    assert len(_masked_gaps(gaps, mask, products, zones)) == 2
+    assert len(masked_gaps(gaps, mask, products, zones)) == 2
     # A marked area spreading over a product beside it is cut at the product.
     wide = Products(
         xyxy=np.array([[600, 260, 680, 420], [480, 250, 520, 420]]),
@@ -529,7 +532,7 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
         shelf=np.array([2, 2]),
     )
     mask[260:420, 400:520] = 0.95
-    assert _masked_gaps(gaps, mask, wide, zones)[1].bbox == (400, 260, 480, 420)
+    assert masked_gaps(gaps, mask, wide, zones)[1].bbox == (400, 260, 480, 420)
     # A marked gap that ends on top of a row of short products is the space above them.
     short = Products(
         xyxy=np.array([[300, 150, 336, 200], [338, 150, 372, 200]]),
@@ -538,11 +541,11 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
     )
     mask[60:150, 300:372] = 0.9
     above = [Gap(1, (300, 60, 372, 150))]
-    out = _masked_gaps(above, mask, short, zones)
+    out = masked_gaps(above, mask, short, zones)
     assert out and all(g.bbox[0] >= 372 or g.bbox[2] <= 300 for g in out)
     # A weakly marked area is not enough on its own.
     mask[260:420, 400:520] = 0.6
-    assert [g.shelf for g in _masked_gaps(gaps, mask, products, zones)] == [1]
+    assert [g.shelf for g in masked_gaps(gaps, mask, products, zones)] == [1]
 
 
 def test_tilt_is_measured_from_shelf_edges_and_a_blank_photo_is_level(rendered: Path) -> None:
