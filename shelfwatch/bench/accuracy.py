@@ -473,7 +473,7 @@ def summarise_counts(rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
     by_size = {}
     for lo, hi in SHELF_SIZES:
         name = f"count_mape_shelf_{lo}_{hi}" if hi else f"count_mape_shelf_{lo}_up"
-        part = signed[(counted >= lo) & (counted <= (hi or counted.max(initial=0)))]
+        part = signed[(counted >= lo) & (counted <= hi)] if hi else signed[counted >= lo]
         by_size[name] = round(100 * float(np.abs(part).mean()), 2) if len(part) else None
     return {
         "set": "real-shelves-counts",
