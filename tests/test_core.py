@@ -119,3 +119,34 @@ def test_load_image_truncated_and_tiny(tmp_path: Path) -> None:
     cv2.imwrite(str(tiny), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(BadInputError, match="too small"):
         load_image(tiny)
+
+
+def test_a_scene_scaled_to_a_resized_photo() -> None:
+    edge = (0, 11, 40, 13)
+    scene = ShelfScene(
+        width=40,
+        height=30,
+        shelves=[Shelf(1, 0, 12, 0, 40, edge_y=12, edge=edge), Shelf(2, 12, 30, 0, 40)],
+        products=_products(),
+        gaps=[Gap(2, (10, 12, 18, 30))],
+    )
+    big = scene.scaled(2)
+    assert (big.width, big.height) == (80, 60)
+    assert big.products.xyxy.tolist() == [[0, 0, 10, 20], [40, 10, 48, 18]]
+    assert [m.shape for m in big.products.masks] == [(20, 10), (8, 8)]
+    # The second mask's 2x2 centre is a 4x4 centre at twice the size.
+    assert (
+        big.products.full_mask(1, 60, 80).sum() == 16
+        and big.products.full_mask(1, 60, 80)[12:16, 42:46].all()
+    )
+    assert (big.shelves[0].y2, big.shelves[0].x2, big.shelves[0].edge_y) == (24, 80, 24)
+    assert big.shelves[0].edge == (0, 22, 80, 26) and big.shelves[1].edge is None
+    assert big.gaps[0].bbox == (20, 24, 36, 60) and big.gaps[0].shelf == 2
+    assert big.products.sku == ["A", None] and big.products.shelf.tolist() == [1, 2]
+    back = big.scaled(0.5)
+    assert back.products.xyxy.tolist() == scene.products.xyxy.tolist()
+    assert all(
+        (a == b).all() for a, b in zip(back.products.masks, scene.products.masks, strict=True)
+    )
+    assert back.shelves == scene.shelves and back.gaps == scene.gaps
+    assert scene.products.xyxy.tolist() == [[0, 0, 5, 10], [20, 5, 24, 9]]  # not changed

@@ -8,8 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from shelfwatch.bench.accuracy import score_rendered
+from shelfwatch.cli import app
 from shelfwatch.core.imageio import load_image
 from shelfwatch.pipeline import FixtureContext, analyze
 from shelfwatch.vision.registry import get_segmenter
@@ -702,3 +704,18 @@ def test_an_upright_beside_a_bay_end_makes_no_sliver_of_a_bay(monkeypatch) -> No
     assert len(shelves.find_bays(gray, upright_map=upright)) == 2
     monkeypatch.setattr(shelves, "LEARNED_BAY_MIN", 0.0)
     assert len(shelves.find_bays(gray, upright_map=upright)) == 3
+
+
+def test_the_bench_reads_photos_resized_and_scores_them_in_their_own_pixels(
+    cli: CliRunner, rendered: Path
+) -> None:
+    """``bench accuracy --photo-scale``: each photo is read at half its size and its scene
+    mapped back to the photo's pixels, so the same boxes score it (a scene left at half size
+    would match no product at IoU 0.5)."""
+    args = ["bench", "accuracy", "--data", str(rendered), "--sets", "rendered", "--json"]
+    result = cli.invoke(app, [*args, "--photo-scale", "0.5"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["photo_scale"] == 0.5 and line["photos"] == 12
+    assert line["precision"] >= 0.9 and line["recall"] >= 0.9 and line["gap_f1"] >= 0.9
+    assert cli.invoke(app, [*args, "--photo-scale", "9"]).exit_code != 0

@@ -14,7 +14,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,41 @@ class RenderedScore:
             "findings_recall_truth": round(self.findings_truth.recall, 4),
             "ms_per_photo": round(1000 * self.seconds / max(1, self.photos), 1),
         }
+
+
+class Resized:
+    """A segmenter that reads every photo resized by ``factor`` and gives its scene back in
+    the photo's own pixels, so the same truth scores it: how the figures hold at another
+    camera's resolution (``bench accuracy --photo-scale``)."""
+
+    def __init__(self, segmenter: Segmenter, factor: float) -> None:
+        if not 0.1 <= factor <= 4:
+            raise ValueError(f"photo scale {factor} is outside 0.1-4")
+        self.segmenter, self.factor = segmenter, factor
+        self.name = segmenter.name
+
+    def segment(self, image: np.ndarray) -> ShelfScene:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * self.factor)), max(1, round(h * self.factor)))
+        # Area averaging to shrink (as a camera with fewer pixels would see), cubic to grow.
+        shrink = self.factor < 1
+        resized = cv2.resize(
+            image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+        )
+        scene = self.segmenter.segment(resized)
+        back = scene.scaled(1 / self.factor)
+        return replace(back, width=w, height=h)
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        return getattr(self.segmenter, "last_timings", {})
+
+    def __getattr__(self, name: str) -> Any:
+        # SKU labelling reads the photo itself with the scene in its pixels: the backend's
+        # own, where it has one. Not its batch reading, which would skip the resize.
+        if name == "identify":
+            return getattr(self.segmenter, name)
+        raise AttributeError(name)
 
 
 def _boxes(anns: list[dict]) -> np.ndarray:

@@ -194,6 +194,14 @@ def bench_accuracy(
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     overlay: Path = typer.Option(None, "--overlay", help="Write an overlay of every photo."),
+    photo_scale: float = typer.Option(
+        1.0,
+        "--photo-scale",
+        min=0.1,
+        max=4.0,
+        help="Read every photo resized by this factor, scored against the same truth (how "
+        "the figures hold at another camera's resolution); printed as photo_scale.",
+    ),
 ) -> None:
     """Accuracy on rendered photos and on the real photos in ../shared."""
     import tempfile
@@ -208,6 +216,8 @@ def bench_accuracy(
     if unknown:
         raise fail(f"unknown set {', '.join(unknown)}; choose from: {', '.join(SETS)}")
     segmenter = segmenter_for(backend, model)
+    if photo_scale != 1:
+        segmenter = accuracy.Resized(segmenter, photo_scale)
     lines: list[dict] = []
     # The bench's own renders, removed when the command ends (ok or not).
     scratch = tempfile.TemporaryDirectory(prefix="shelfwatch-bench-")
@@ -321,6 +331,8 @@ def bench_accuracy(
     if shared is None and set(chosen) - {"rendered", "varied", "speed"}:  # real sets asked for
         lines.append({"set": "real", "skipped": "no ../shared folder with real photos"})
     for line in lines:
+        if photo_scale != 1:
+            line = line | {"photo_scale": photo_scale}
         if as_json:
             typer.echo(json.dumps(line))
         elif "image" not in line:

@@ -173,6 +173,16 @@ class Products:
         return out
 
 
+def _resized(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A box's mask at another size, nearest neighbour."""
+    h, w = mask.shape[:2]
+    if h == 0 or w == 0:
+        return np.zeros((max(0, height), max(0, width)), bool)
+    rows = np.minimum((np.arange(max(0, height)) + 0.5) * h / max(1, height), h - 1).astype(int)
+    cols = np.minimum((np.arange(max(0, width)) + 0.5) * w / max(1, width), w - 1).astype(int)
+    return mask[rows][:, cols]
+
+
 @dataclass
 class ShelfScene:
     """Everything the vision stage found in one photo."""
@@ -188,6 +198,49 @@ class ShelfScene:
 
     def with_products(self, products: Products) -> ShelfScene:
         return replace(self, products=products)
+
+    def scaled(self, factor: float) -> ShelfScene:
+        """The same scene for the photo resized by ``factor``: shelves, boxes, gaps and masks
+        (nearest neighbour) in the resized photo's pixels."""
+
+        def px(v: float) -> int:
+            return int(round(v * factor))
+
+        shelves = [
+            replace(
+                s,
+                y1=px(s.y1),
+                y2=px(s.y2),
+                x1=px(s.x1),
+                x2=px(s.x2),
+                edge_y=None if s.edge_y is None else px(s.edge_y),
+                edge=None
+                if s.edge is None
+                else (px(s.edge[0]), px(s.edge[1]), px(s.edge[2]), px(s.edge[3])),
+            )
+            for s in self.shelves
+        ]
+        p = self.products
+        boxes = np.round(p.xyxy.astype(float) * factor).astype(np.int32)
+        masks = None
+        if p.masks is not None:
+            masks = [
+                _resized(m, b[3] - b[1], b[2] - b[0]) for m, b in zip(p.masks, boxes, strict=True)
+            ]
+        gaps = [
+            replace(g, bbox=(px(g.bbox[0]), px(g.bbox[1]), px(g.bbox[2]), px(g.bbox[3])))
+            for g in self.gaps
+        ]
+        return replace(
+            self,
+            width=px(self.width),
+            height=px(self.height),
+            shelves=shelves,
+            products=replace(p, xyxy=boxes, masks=masks),
+            gaps=gaps,
+            quality=dict(self.quality),
+            warnings=list(self.warnings),
+        )
 
     def counts(self) -> dict[str, object]:
         """Product counts overall, per shelf and per SKU (``unknown`` for unidentified)."""
