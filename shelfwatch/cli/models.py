@@ -215,9 +215,9 @@ def bench_accuracy(
     unknown = sorted(set(chosen) - set(SETS))
     if unknown:
         raise fail(f"unknown set {', '.join(unknown)}; choose from: {', '.join(SETS)}")
-    segmenter = segmenter_for(backend, model)
-    if photo_scale != 1:
-        segmenter = accuracy.Resized(segmenter, photo_scale)
+    unscaled = segmenter_for(backend, model)
+    # The speed set sizes its photos itself (1600x1200, 8 MP): it reads them as they are.
+    segmenter = accuracy.Resized(unscaled, photo_scale) if photo_scale != 1 else unscaled
     lines: list[dict] = []
     # The bench's own renders, removed when the command ends (ok or not).
     scratch = tempfile.TemporaryDirectory(prefix="shelfwatch-bench-")
@@ -327,11 +327,11 @@ def bench_accuracy(
                 data = Path(scratch.name) / "rendered"
                 render_dataset(data, SynthConfig(photos=20, seed=seed), progress=not as_json)
             folder = data / "images"
-        lines += accuracy.score_speed(sorted(folder.iterdir())[:20], segmenter)
+        lines += accuracy.score_speed(sorted(folder.iterdir())[:20], unscaled)
     if shared is None and set(chosen) - {"rendered", "varied", "speed"}:  # real sets asked for
         lines.append({"set": "real", "skipped": "no ../shared folder with real photos"})
     for line in lines:
-        if photo_scale != 1:
+        if photo_scale != 1 and line.get("set") != "speed":
             line = line | {"photo_scale": photo_scale}
         if as_json:
             typer.echo(json.dumps(line))
