@@ -99,10 +99,6 @@ class Resized:
         back = scene.scaled(1 / self.factor)
         return replace(back, width=w, height=h)
 
-    @property
-    def last_timings(self) -> dict[str, float]:
-        return getattr(self.segmenter, "last_timings", {})
-
     def __getattr__(self, name: str) -> Any:
         # SKU labelling reads the photo itself with the scene in its pixels: the backend's
         # own, where it has one. Not its batch reading, which would skip the resize.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 
@@ -175,12 +176,9 @@ class Products:
 
 def _resized(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """A box's mask at another size, nearest neighbour."""
-    h, w = mask.shape[:2]
-    if h == 0 or w == 0:
+    if mask.size == 0 or height <= 0 or width <= 0:
         return np.zeros((max(0, height), max(0, width)), bool)
-    rows = np.minimum((np.arange(max(0, height)) + 0.5) * h / max(1, height), h - 1).astype(int)
-    cols = np.minimum((np.arange(max(0, width)) + 0.5) * w / max(1, width), w - 1).astype(int)
-    return mask[rows][:, cols]
+    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
 
 
 @dataclass
