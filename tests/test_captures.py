@@ -434,3 +434,16 @@ def test_bench_captures_without_rendered_seeds(cli) -> None:
     result = cli.invoke(app, ["bench", "captures", "--seeds", "", "--json"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == ""
+
+
+def test_bench_captures_runs_the_given_weights(cli, tmp_path: Path) -> None:
+    """``--model`` reaches the backend (as on ``bench accuracy``): a broken detector file
+    there is the one it tries to load, named in a one-line error."""
+    broken = tmp_path / "model" / "facings.onnx"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not an onnx file")
+    result = cli.invoke(
+        app, ["bench", "captures", "--seeds", "9101", "--model", str(broken.parent), "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    assert str(broken) in result.output and "Traceback" not in result.output

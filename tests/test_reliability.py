@@ -482,22 +482,46 @@ def test_commands_do_not_migrate_an_existing_database(cli, home: Path) -> None:
     assert cli.invoke(app, ["stores", "list"]).exit_code == 0
 
 
-def test_model_dir_setting_is_used(cli, home: Path, tmp_path: Path, monkeypatch) -> None:
-    """SHELFWATCH_MODEL_DIR/<backend>/ replaces the shipped weights: a broken file there is
-    what the default backend tries to load."""
+def _analyze_with_model_dir(cli, models: Path, tmp_path: Path, monkeypatch):
+    """``analyze`` of one photo with SHELFWATCH_MODEL_DIR set to ``models``."""
     from shelfwatch.vision.registry import clear_cache
 
-    broken = tmp_path / "models" / "opencv" / "facings.onnx"
-    broken.parent.mkdir(parents=True)
-    broken.write_bytes(b"not an onnx file")
-    monkeypatch.setenv("SHELFWATCH_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("SHELFWATCH_MODEL_DIR", str(models))
     get_settings.cache_clear()
     clear_cache()
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), _gradient().astype(np.uint8))
-    r = cli.invoke(app, ["analyze", str(photo)])
-    clear_cache()
+    try:
+        return cli.invoke(app, ["analyze", str(photo)])
+    finally:
+        clear_cache()
+
+
+def test_model_dir_setting_is_used(cli, home: Path, tmp_path: Path, monkeypatch) -> None:
+    """SHELFWATCH_MODEL_DIR/<backend>/ replaces the shipped weights: a broken file there is
+    what the default backend tries to load."""
+    broken = tmp_path / "models" / "opencv" / "facings.onnx"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not an onnx file")
+    r = _analyze_with_model_dir(cli, tmp_path / "models", tmp_path, monkeypatch)
     assert r.exit_code == 1 and str(broken) in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("layout", ["weights at the top", "no such folder"])
+def test_a_model_dir_setting_that_would_be_passed_over_is_an_error(
+    cli, home: Path, tmp_path: Path, monkeypatch, layout: str
+) -> None:
+    """A SHELFWATCH_MODEL_DIR that names no folder, or that holds the default backend's
+    weights itself instead of in ``opencv/``, stops analysis with a line saying so: it used to
+    be passed over in silence, the shipped weights running in its place."""
+    models = tmp_path / "models"
+    if layout == "weights at the top":
+        models.mkdir()
+        (models / "facings.onnx").write_bytes(b"weights of some training run")
+    r = _analyze_with_model_dir(cli, models, tmp_path, monkeypatch)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    expected = str(models / "opencv") if layout == "weights at the top" else "no such folder"
+    assert f"SHELFWATCH_MODEL_DIR={models}" in r.output and expected in r.output, r.output
 
 
 def test_waiting_for_the_database_retries_with_backoff_then_gives_up(

@@ -360,6 +360,9 @@ def bench_captures(
     seeds: str = typer.Option("9101,9102,9103", "--seeds", help="Render seeds (comma-separated)."),
     shared: Path = typer.Option(None, "--shared", help="../shared: also its real videos."),
     backend: str = typer.Option(None, "--backend", help="Segmentation backend."),
+    model: Path = typer.Option(
+        None, "--model", help="The backend's weights: a train --out folder or a checkpoint."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Rendered captures (videos and 5-photo series) scored against exact truth, and the
@@ -368,7 +371,7 @@ def bench_captures(
 
     from shelfwatch.bench import captures
 
-    segmenter = segmenter_for(backend)
+    segmenter = segmenter_for(backend, model)
     say = (lambda _m: None) if as_json else typer.echo
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

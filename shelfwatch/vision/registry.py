@@ -43,15 +43,26 @@ def _missing_extra(name: str, exc: ImportError) -> ShelfWatchError:
 
 
 def configured_weights(name: str) -> str | None:
-    """``SHELFWATCH_MODEL_DIR/<backend>`` (a ``train --out`` folder) when that folder exists."""
+    """``SHELFWATCH_MODEL_DIR/<backend>`` (a ``train --out`` folder) when that folder exists; an
+    error where the setting names no folder, or the default backend's weights lie in it
+    rather than in its ``opencv`` folder."""
     from shelfwatch.settings import get_settings
 
     model_dir = get_settings().model_dir
     if model_dir is None:
         return None
+    if not model_dir.is_dir():
+        raise ShelfWatchError(f"SHELFWATCH_MODEL_DIR={model_dir}: no such folder")
     for folder in (model_dir / name, model_dir / ("opencv" if name == "default" else name)):
         if folder.is_dir():
             return str(folder)
+    if name in ("opencv", "default") and (model_dir / "facings.onnx").is_file():
+        # A `train --out` folder given as the setting itself would otherwise be passed over
+        # in silence, and the shipped weights run in its place.
+        raise ShelfWatchError(
+            f"SHELFWATCH_MODEL_DIR={model_dir} holds facings.onnx itself: it is a folder of "
+            f"backend folders, so put the weights in {model_dir / 'opencv'}"
+        )
     return None
 
 
