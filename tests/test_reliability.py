@@ -507,7 +507,9 @@ def test_model_dir_setting_is_used(cli, home: Path, tmp_path: Path, monkeypatch)
     assert r.exit_code == 1 and str(broken) in r.output and "Traceback" not in r.output
 
 
-@pytest.mark.parametrize("layout", ["weights at the top", "no such folder"])
+@pytest.mark.parametrize(
+    "layout", ["weights at the top", "training.json at the top", "no such folder"]
+)
 def test_a_model_dir_setting_that_would_be_passed_over_is_an_error(
     cli, home: Path, tmp_path: Path, monkeypatch, layout: str
 ) -> None:
@@ -515,12 +517,13 @@ def test_a_model_dir_setting_that_would_be_passed_over_is_an_error(
     weights itself instead of in ``opencv/``, stops analysis with a line saying so: it used to
     be passed over in silence, the shipped weights running in its place."""
     models = tmp_path / "models"
-    if layout == "weights at the top":
+    if layout != "no such folder":
         models.mkdir()
-        (models / "facings.onnx").write_bytes(b"weights of some training run")
+        stray = "facings.onnx" if layout == "weights at the top" else "training.json"
+        (models / stray).write_bytes(b"output of some training run")
     r = _analyze_with_model_dir(cli, models, tmp_path, monkeypatch)
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
-    expected = str(models / "opencv") if layout == "weights at the top" else "no such folder"
+    expected = "no such folder" if layout == "no such folder" else str(models / "opencv")
     assert f"SHELFWATCH_MODEL_DIR={models}" in r.output and expected in r.output, r.output
 
 

@@ -44,8 +44,8 @@ def _missing_extra(name: str, exc: ImportError) -> ShelfWatchError:
 
 def configured_weights(name: str) -> str | None:
     """``SHELFWATCH_MODEL_DIR/<backend>`` (a ``train --out`` folder) when that folder exists; an
-    error where the setting names no folder, or the default backend's weights lie in it
-    rather than in its ``opencv`` folder."""
+    error where the setting names no folder, or a training run's output lies in it rather
+    than in a backend's folder."""
     from shelfwatch.settings import get_settings
 
     model_dir = get_settings().model_dir
@@ -53,16 +53,19 @@ def configured_weights(name: str) -> str | None:
         return None
     if not model_dir.is_dir():
         raise ShelfWatchError(f"SHELFWATCH_MODEL_DIR={model_dir}: no such folder")
-    for folder in (model_dir / name, model_dir / ("opencv" if name == "default" else name)):
+    own = model_dir / ("opencv" if name == "default" else name)
+    for folder in (model_dir / name, own):
         if folder.is_dir():
             return str(folder)
-    if name in ("opencv", "default") and (model_dir / "facings.onnx").is_file():
-        # A `train --out` folder given as the setting itself would otherwise be passed over
-        # in silence, and the shipped weights run in its place.
-        raise ShelfWatchError(
-            f"SHELFWATCH_MODEL_DIR={model_dir} holds facings.onnx itself: it is a folder of "
-            f"backend folders, so put the weights in {model_dir / 'opencv'}"
-        )
+    # A `train --out` folder given as the setting itself (any backend's writes training.json,
+    # the default one's facings.onnx) would otherwise be passed over in silence, and the
+    # shipped or configured weights run in its place.
+    for stray in ("training.json", "facings.onnx"):
+        if (model_dir / stray).is_file():
+            raise ShelfWatchError(
+                f"SHELFWATCH_MODEL_DIR={model_dir} holds {stray} itself: it is a folder of "
+                f"backend folders, so put the weights in {own}"
+            )
     return None
 
 
