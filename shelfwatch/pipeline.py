@@ -1,7 +1,8 @@
 """The analysis of one photo, composed from vision and planogram steps (no SQL here).
 
-photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> gap sizes in cm
-and missing facings (when the fixture width or the planogram is known) -> the quality gate's
+photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> the planned
+facings the detector was unsure of (when the planogram is known) -> gap sizes in cm and
+missing facings (when the fixture width or the planogram is known) -> the quality gate's
 verdict (usable or retake).
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from shelfwatch.core.scene import Gap, ShelfScene
+from shelfwatch.planogram.confirm import confirm_planned
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
 from shelfwatch.planogram.sku import Signature, identify_skus
 from shelfwatch.vision.base import Segmenter
@@ -59,6 +61,10 @@ def finish(
         scene = identify(image, scene, list(context.catalog.values()), context.catalog_dir)
     elif context.signatures:
         scene = identify_skus(image, scene, context.signatures)
+        if context.planogram:
+            scene = confirm_planned(
+                image, scene, context.planogram, context.catalog, context.signatures
+            )
     return judge(image, size_gaps(scene, context))
 
 

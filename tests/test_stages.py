@@ -37,7 +37,7 @@ def test_each_stage_runs_once_and_the_classical_finder_not_at_all(
     stages = {
         "detect": _count_calls(monkeypatch, infer, "detect"),
         "shelves": _count_calls(monkeypatch, opencv_backend, "shelf_zones"),
-        "products": _count_calls(monkeypatch, opencv_backend, "_products"),
+        "products": _count_calls(monkeypatch, opencv_backend, "_with_row_facings"),
         "masks": _count_calls(monkeypatch, Fixture, "product_masks"),
         "gaps": _count_calls(monkeypatch, opencv_backend, "void_gaps"),
     }

@@ -183,7 +183,11 @@ def _resized(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @dataclass
 class ShelfScene:
-    """Everything the vision stage found in one photo."""
+    """Everything the vision stage found in one photo.
+
+    ``candidates``: boxes the detector was unsure of and no rule took as products (their
+    scores and shelves, no masks), for a planogram to confirm as the facings it expects
+    (``planogram.confirm``); not counted, stored or exported."""
 
     width: int
     height: int
@@ -193,6 +197,7 @@ class ShelfScene:
     backend: str = ""
     quality: dict[str, Any] = field(default_factory=dict)  # measures, flags, verdict
     warnings: list[str] = field(default_factory=list)
+    candidates: Products = field(default_factory=Products)
 
     def with_products(self, products: Products) -> ShelfScene:
         return replace(self, products=products)
@@ -229,6 +234,7 @@ class ShelfScene:
             replace(g, bbox=(px(g.bbox[0]), px(g.bbox[1]), px(g.bbox[2]), px(g.bbox[3])))
             for g in self.gaps
         ]
+        unsure = self.candidates
         return replace(
             self,
             width=px(self.width),
@@ -236,6 +242,9 @@ class ShelfScene:
             shelves=shelves,
             products=replace(p, xyxy=boxes, masks=masks),
             gaps=gaps,
+            candidates=replace(
+                unsure, xyxy=np.round(unsure.xyxy.astype(float) * factor).astype(np.int32)
+            ),
             quality=dict(self.quality),
             warnings=list(self.warnings),
         )

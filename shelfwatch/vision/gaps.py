@@ -7,11 +7,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from shelfwatch.core.boxes import covered
 from shelfwatch.core.scene import Gap, Products
 from shelfwatch.vision.evaluation import points_in_box
 from shelfwatch.vision.facings import Fixture
 from shelfwatch.vision.layout import join_gaps
-from shelfwatch.vision.rows import covered
 from shelfwatch.vision.zones import Zone, level_rows, shelf_above, shelf_of
 
 # A bare stretch is at least this share of its shelf's median product width (loose boxes

@@ -37,6 +37,7 @@ from shelfwatch.vision.zones import (
 log = logging.getLogger(__name__)
 
 WORK_PIXELS = 1.3e6  # detection runs at about this many pixels, whatever the photo's size
+Boxes = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (N, 4), their scores and shelves
 
 
 class StageClock(dict[str, float]):
@@ -235,7 +236,8 @@ def _segment_upright(
         fixture = Fixture.of(work)
         back = fixture.back_lab(bands)
     with clock.stage("products"):
-        products = _products(*_with_row_facings(found, zones, shelves, w))
+        taken, unsure = _with_row_facings(found, zones, shelves, w)
+        products, candidates = _products(*taken), _products(*unsure)
     with clock.stage("gaps"):
         if found.voids is not None:
             gaps = void_gaps(
@@ -254,8 +256,16 @@ def _segment_upright(
     # shelf, the shelves stay and the photo is judged on them.
     keep = stocked(shelves, products, gaps)
     if keep:
+        candidates = keep_shelves(shelves, candidates, [], keep)[1]
         shelves, products, gaps = keep_shelves(shelves, products, gaps, keep)
-    scene = ShelfScene(width=w, height=h, shelves=shelves, products=products, gaps=gaps)
+    scene = ShelfScene(
+        width=w,
+        height=h,
+        shelves=shelves,
+        products=products,
+        gaps=gaps,
+        candidates=candidates[candidates.shelf > 0],
+    )
     return scene, (fixture, back)
 
 
@@ -283,34 +293,35 @@ def _classical_facings(
 
 def _with_row_facings(
     found: infer.Detected, zones: list[Zone], shelves: list[Shelf], width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Boxes, Boxes]:
     """The detector's sure boxes and the weak ones standing in a row of them on their shelf
-    edge (``rows``), with their scores and shelves. Held-out per-shelf counts of
-    real-shelves 19.9 -> 18.7 % (tuned half 12.2 -> 9.8), racks C3-C4 precision 0.961 ->
-    0.957 (see the README)."""
+    edge (``rows``), with their scores and shelves; and the weak ones not taken that lie on
+    a shelf (``ShelfScene.candidates``). Held-out per-shelf counts of real-shelves 19.9 ->
+    18.7 % (tuned half 12.2 -> 9.8), racks C3-C4 precision 0.961 -> 0.957 (see the README)."""
     shelf = shelf_of(found.boxes, zones)
-    if not len(found.weak):
-        return found.boxes, found.scores, shelf
     weak_shelf = shelf_of(found.weak, zones)
-    take = row_facings(
-        found.boxes,
-        shelf,
-        found.weak,
-        found.weak_scores,
-        weak_shelf,
-        found.voids,
-        found.void_scores,
-        {s.index: (s.x1, s.x2) for s in shelves},
-        width,
-    )
-    # Weak boxes are taken for standing on their shelf's edge: not where it is out of view
-    # (on racks they were the sides of packs in a row cut off by the frame).
-    take &= ~np.isin(weak_shelf, [z.shelf for z in zones if not z.edge.in_view])
+    take = np.zeros(len(found.weak), bool)
+    if len(found.weak):
+        take = row_facings(
+            found.boxes,
+            shelf,
+            found.weak,
+            found.weak_scores,
+            weak_shelf,
+            found.voids,
+            found.void_scores,
+            {s.index: (s.x1, s.x2) for s in shelves},
+            width,
+        )
+        # Weak boxes are taken for standing on their shelf's edge: not where it is out of
+        # view (on racks they were the sides of packs in a row cut off by the frame).
+        take &= ~np.isin(weak_shelf, [z.shelf for z in zones if not z.edge.in_view])
+    rest = ~take & (weak_shelf > 0)
     return (
         np.concatenate([found.boxes, found.weak[take]]),
         np.concatenate([found.scores, found.weak_scores[take]]),
         np.concatenate([shelf, weak_shelf[take]]),
-    )
+    ), (found.weak[rest], found.weak_scores[rest], weak_shelf[rest])
 
 
 def _products(boxes: np.ndarray, scores: np.ndarray, shelf: np.ndarray) -> Products:
@@ -399,6 +410,7 @@ def _transform_scene(scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int) 
     gaps = [
         Gap(g.shelf, tuple(int(v) for v in b)) for g, b in zip(scene.gaps, gap_boxes, strict=True)
     ]
+    unsure = scene.candidates
     return ShelfScene(
         width=w,
         height=h,
@@ -410,4 +422,5 @@ def _transform_scene(scene: ShelfScene, m: np.ndarray, w: int, h: int, ww: int) 
             shelf=products.shelf,
         ),
         gaps=gaps,
+        candidates=replace(unsure, xyxy=_map_boxes(m, unsure.xyxy, w, h)),
     )

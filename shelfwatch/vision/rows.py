@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shelfwatch.core.boxes import covered
+
 ROW_MIN = 3  # sure products a row needs before it vouches for a weak one
 HEIGHT = (0.6, 1.6)  # a weak box's height over its row's median height
 MIN_WIDTH = 0.5  # ... and its width over the row's median width, at least
@@ -98,11 +100,3 @@ def row_facings(
 
 def _holds(boxes: np.ndarray, x: float, y: float) -> np.ndarray:
     return (boxes[:, 0] <= x) & (boxes[:, 2] >= x) & (boxes[:, 1] <= y) & (boxes[:, 3] >= y)
-
-
-def covered(box: tuple[float, ...] | np.ndarray, boxes: np.ndarray) -> float:
-    """Share of ``box`` that ``boxes`` overlap (overlaps summed, so at most about 1)."""
-    x1, y1, x2, y2 = box
-    ix = np.clip(np.minimum(boxes[:, 2], x2) - np.maximum(boxes[:, 0], x1), 0, None)
-    iy = np.clip(np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], y1), 0, None)
-    return float((ix * iy).sum()) / max(1.0, float((x2 - x1) * (y2 - y1)))
