@@ -60,7 +60,8 @@ def finish(
         # Model backends label SKUs by text prompts or example images of the catalog.
         scene = identify(image, scene, list(context.catalog.values()), context.catalog_dir)
     elif context.signatures:
-        scene = identify_skus(image, scene, context.signatures)
+        planned = {p.sku for p in context.planogram} or None
+        scene = identify_skus(image, scene, context.signatures, planned=planned)
         if context.planogram:
             scene = confirm_planned(
                 image, scene, context.planogram, context.catalog, context.signatures

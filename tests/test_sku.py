@@ -80,3 +80,29 @@ def test_packs_of_one_colour_and_shape_are_told_apart_by_layout() -> None:
     photo[100:220, 300:350] = high[10:-10, 10:-10]
     boxes = [[100, 100, 150, 220], [300, 100, 350, 220], [100, 125, 150, 220]]
     assert _named(photo, boxes, signatures) == ["LOW", "HIGH", "LOW"]
+
+
+def test_a_planned_sku_wins_a_near_tie_among_like_coloured_ones() -> None:
+    """A box between two red SKUs' shapes (a pack drawn a little wide) is the planned one
+    when the planogram lists it; a box clearly of the other's shape stays the other, listed
+    or not; and a colour no catalog pack has stays unknown."""
+    signatures = [
+        reference_signature("NARROW", _pack(RED, 50, 100), height_cm=20, width_cm=10),
+        reference_signature("WIDE", _pack(RED, 100, 100), height_cm=20, width_cm=20),
+    ]
+    photo = np.full((300, 600, 3), 90, np.uint8)
+    photo[100:200, 100:175] = _pack(RED, 75, 100)[10:-10, 10:-10]  # between the two
+    photo[100:200, 300:350] = _pack(RED, 50, 100)[10:-10, 10:-10]  # narrow, clearly
+    photo[100:200, 400:450] = (40, 200, 40)
+    boxes = [[100, 100, 175, 200], [300, 100, 350, 200], [400, 100, 450, 200]]
+    scene = ShelfScene(
+        width=600,
+        height=300,
+        shelves=[Shelf(1, 60, 240)],
+        products=Products(xyxy=np.array(boxes), shelf=np.ones(3, int)),
+    )
+    assert _named(photo, boxes, signatures) == ["WIDE", "NARROW", None]
+    named = identify_skus(photo, scene, signatures, planned={"NARROW"}).products.sku
+    assert named == ["NARROW", "NARROW", None]
+    named = identify_skus(photo, scene, signatures, planned={"WIDE"}).products.sku
+    assert named == ["WIDE", "NARROW", None]

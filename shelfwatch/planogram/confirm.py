@@ -45,7 +45,9 @@ def confirm_planned(
     unsure = _free(scene, set(planned))
     if not len(unsure) or not signatures:
         return scene
-    unsure = identify_skus(image, replace(scene, products=unsure), signatures).products
+    listed = {p.sku for p in planogram}
+    unsure = identify_skus(image, replace(scene, products=unsure), signatures, planned=listed)
+    unsure = unsure.products
     widths = {sku: item.width_cm for sku, item in catalog.items() if item.width_cm}
     taken: list[int] = []
     for shelf, facings in realogram(scene, widths).items():
