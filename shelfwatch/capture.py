@@ -191,6 +191,28 @@ def _views(
     return whole_views(views, sizes) if drop_cut and len(views) > 1 else views
 
 
+def _unsure(
+    fixture: Fixture, scenes: list[ShelfScene], size: tuple[int, int], counted: np.ndarray
+) -> Products:
+    """Every frame's unsure boxes (``ShelfScene.candidates``) in the stitched picture, less
+    those on a product an earlier part of the walk counted. A pack seen unsure in several
+    frames is several boxes here: the planogram takes at most one box per pack
+    (``planogram.confirm``)."""
+    width, height = size
+    boxes, scores = [], []
+    for t, scene in zip(fixture.transforms, scenes, strict=True):
+        if len(scene.candidates):
+            boxes.append(to_fixture(scene.candidates.xyxy, t))
+            scores.append(scene.candidates.scores)
+    if not boxes:
+        return Products()
+    xyxy = np.clip(np.round(np.concatenate(boxes)), 0, [width, height, width, height])
+    keep = (xyxy[:, 2] - xyxy[:, 0] >= 2) & (xyxy[:, 3] - xyxy[:, 1] >= 2)
+    if len(counted):
+        keep &= ~(iou_matrix(xyxy, counted, over="smaller") >= COUNTED_BEFORE).any(axis=1)
+    return Products(xyxy=xyxy[keep], scores=np.concatenate(scores)[keep])
+
+
 def _fuse(
     fixture: Fixture,
     frames: list[Frame],
@@ -211,8 +233,8 @@ def _fuse(
     tracks = confirmed(track(views), views)
     if len(views) > 1:  # one frame's boxes are already one per product (the detector's NMS)
         tracks = distinct(tracks, views)
-    if prior is not None and len(prior) and tracks:
-        here = to_fixture(prior, fixture.transforms[0])
+    here = to_fixture(prior, fixture.transforms[0]) if prior is not None else np.zeros((0, 4))
+    if len(here) and tracks:
         boxes_now = np.array([t.box for t in tracks]).reshape(-1, 4)
         # On a product counted before: mostly inside it or it inside this one (a part of
         # the walk sees a product cut by its border that the other sees whole), the two of
@@ -250,6 +272,7 @@ def _fuse(
     products = assign_shelves(products, shelves)
     gaps = _fused_gaps(fixture, frames, scenes, products, shelves)
     shelves, products, gaps = _stocked(shelves, products, gaps)
+    unsure = _unsure(fixture, scenes, (width, height), here)
     warnings = [w for s in scenes for w in s.warnings if "seems rotated" in w][:1]
     scene = ShelfScene(
         width=width,
@@ -259,6 +282,7 @@ def _fuse(
         gaps=gaps,
         backend=scenes[0].backend if scenes else "",
         warnings=warnings,
+        candidates=assign_shelves(unsure, shelves),
     )
     scene = finish(stitched, scene, segmenter, context)
     return CaptureResult(scene, stitched, [f.index for f in frames], seen_by, fixture.transforms)

@@ -74,6 +74,24 @@ def test_photo_series_is_one_fixture_and_scores_against_truth(series: Path) -> N
     assert scores["gaps_right"] == scores["gaps_reported"], scores
 
 
+def test_the_frames_unsure_boxes_reach_the_stitched_fixture(series: Path) -> None:
+    """The boxes each frame's detector was unsure of are carried into the stitched picture
+    (for a planogram to confirm, as on a photo): inside it, on its shelves, not counted."""
+    truth = load_truth(series)
+    frames = load_frames([series / f for f in truth.files])
+    segmenter = get_segmenter("opencv")
+    per_frame = sum(len(segmenter.segment(f.image).candidates) for f in frames)
+    (result,) = analyze_capture(frames, segmenter)
+    scene = result.scene
+    unsure = scene.candidates
+    assert 0 < len(unsure) <= per_frame
+    assert (unsure.xyxy[:, 2] <= scene.width).all() and (unsure.xyxy[:, 3] <= scene.height).all()
+    assert (unsure.xyxy[:, :2] >= 0).all()
+    assert set(unsure.shelf.tolist()) <= {0} | {s.index for s in scene.shelves}
+    assert (unsure.shelf > 0).any()
+    assert scene.to_json("series")["counts"]["products"] == len(scene.products)
+
+
 def test_reversed_video_gives_the_same_count(pan: Path, tmp_path: Path) -> None:
     frames = [f.image for f in read_video(pan / "capture.mp4")]
     backwards = _VideoWriter(tmp_path / "reversed.mp4")
