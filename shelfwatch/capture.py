@@ -208,9 +208,21 @@ def _unsure(
         return Products()
     xyxy = np.clip(np.round(np.concatenate(boxes)), 0, [width, height, width, height])
     keep = (xyxy[:, 2] - xyxy[:, 0] >= 2) & (xyxy[:, 3] - xyxy[:, 1] >= 2)
-    if len(counted):
-        keep &= ~(iou_matrix(xyxy, counted, over="smaller") >= COUNTED_BEFORE).any(axis=1)
+    keep &= ~_counted_before(xyxy, counted)
     return Products(xyxy=xyxy[keep], scores=np.concatenate(scores)[keep])
+
+
+def _counted_before(boxes: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Per box, whether it lies on a product an earlier part of the walk counted: mostly
+    inside it or it inside this one (a part of the walk sees a product cut by its border
+    that the other sees whole), the two of about one size (a box carried through a steep
+    chain of views can grow huge)."""
+    if not len(boxes) or not len(counted):
+        return np.zeros(len(boxes), bool)
+    ratio = _areas(boxes)[:, None] / np.maximum(_areas(counted)[None, :], 1e-9)
+    alike = (ratio > 1 / MAX_SIZE_RATIO) & (ratio < MAX_SIZE_RATIO)
+    on = iou_matrix(boxes, counted, over="smaller") >= COUNTED_BEFORE
+    return (on & alike).any(axis=1)
 
 
 def _fuse(
@@ -234,15 +246,8 @@ def _fuse(
     if len(views) > 1:  # one frame's boxes are already one per product (the detector's NMS)
         tracks = distinct(tracks, views)
     here = to_fixture(prior, fixture.transforms[0]) if prior is not None else np.zeros((0, 4))
-    if len(here) and tracks:
-        boxes_now = np.array([t.box for t in tracks]).reshape(-1, 4)
-        # On a product counted before: mostly inside it or it inside this one (a part of
-        # the walk sees a product cut by its border that the other sees whole), the two of
-        # about one size (a box carried through a steep chain of views can grow huge).
-        ratio = _areas(boxes_now)[:, None] / np.maximum(_areas(here)[None, :], 1e-9)
-        alike = (ratio > 1 / MAX_SIZE_RATIO) & (ratio < MAX_SIZE_RATIO)
-        on = iou_matrix(boxes_now, here, over="smaller") >= COUNTED_BEFORE
-        seen = (on & alike).any(axis=1)
+    if tracks:
+        seen = _counted_before(np.array([t.box for t in tracks]).reshape(-1, 4), here)
         tracks = [t for t, dup in zip(tracks, seen, strict=True) if not dup]
     boxes, scores, masks, seen_by = [], [], [], []
     with_masks = all(v.masks is not None for v in views)
