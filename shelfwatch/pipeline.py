@@ -1,9 +1,9 @@
 """The analysis of one photo, composed from vision and planogram steps (no SQL here).
 
 photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> the planned
-facings the detector was unsure of (when the planogram is known) -> gap sizes in cm and
-missing facings (when the fixture width or the planogram is known) -> the quality gate's
-verdict (usable or retake).
+facings the detector was unsure of or drew no box on (when the planogram is known) -> gap
+sizes in cm and missing facings (when the fixture width or the planogram is known) -> the
+quality gate's verdict (usable or retake).
 """
 
 from __future__ import annotations

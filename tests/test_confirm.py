@@ -119,18 +119,16 @@ def test_unsure_boxes_are_taken_only_for_what_the_plan_still_expects() -> None:
     grown = confirm_planned(photo, twice, _plan(("RED", 5)), CATALOG, SIGNATURES)
     assert len(grown.products) == 3
     assert confirm_planned(photo, scene, [], CATALOG, SIGNATURES) is scene
-    bare = _scene(photo, sure=[0, 1], unsure=[])
-    assert confirm_planned(photo, bare, _plan(("RED", 5)), CATALOG, SIGNATURES) is bare
 
 
 def test_an_unsure_box_under_a_product_or_a_gap_is_not_a_facing() -> None:
     """A box the products or a gap already cover is no facing of its own; one that is
     taken gets its box as its mask where the products have masks."""
-    photo = _photo([RED, RED, RED, RED])
+    photo = _photo([RED, RED, RED, None])
     scene = _scene(photo, sure=[0, 1, 2], unsure=[1])
     assert confirm_planned(photo, scene, _plan(("RED", 5)), CATALOG, SIGNATURES) is scene
     scene = _scene(photo, sure=[0, 1], unsure=[2, 3])
-    scene.gaps = [Gap(1, (300, 100, 350, 200))]  # a gap the gap stage saw on the last slot
+    scene.gaps = [Gap(1, tuple(_slot(3)))]  # the gap stage saw the empty last slot
     masks = [np.ones((100, 50), bool), np.ones((100, 50), bool)]
     scene.products = replace(scene.products, masks=masks)
     grown = confirm_planned(photo, scene, _plan(("RED", 5)), CATALOG, SIGNATURES)
@@ -138,19 +136,59 @@ def test_an_unsure_box_under_a_product_or_a_gap_is_not_a_facing() -> None:
     assert grown.products.masks is not None and grown.products.masks[2].shape == (100, 50)
 
 
+def test_a_pack_no_box_was_drawn_on_beside_its_short_run_is_a_facing() -> None:
+    """A red pack the detector drew no box on, on the bare stretch beside the red run, counts
+    (a slot one facing wide looks like the planned pack and adds a facing); the empty slots
+    after it do not, nor does a red pack beyond them: the stretch is cut into slots from the
+    run's side, as many as the plan still expects. The slot has score 0 (no detector saw it)
+    and its box as its mask."""
+    photo = _photo([RED, RED, RED, None, None, BLUE])
+    scene = _scene(photo, sure=[0, 1, 5], unsure=[])
+    scene.products = replace(scene.products, masks=[np.ones((100, 50), bool)] * 3)
+    plan = _plan(("RED", 5), ("BLUE", 1))
+    grown = confirm_planned(photo, scene, plan, CATALOG, SIGNATURES)
+    assert [int(b[0]) for b in grown.products.xyxy] == [100, 150, 200, 350]
+    assert grown.products.sku == ["RED", "RED", "RED", "BLUE"]
+    assert grown.products.scores[2] == 0 and grown.products.masks[2].shape == (100, 50)
+    findings = check_compliance(grown, plan, CATALOG).findings
+    assert [(f.type, f.expected_sku, f.observed_facings) for f in findings] == [
+        ("facings_short", "RED", 3)
+    ]
+
+
+def test_a_bare_stretch_holding_another_sku_or_nothing_adds_no_facing() -> None:
+    """Beside a short red run: a blue pack, then an empty slot: neither is red, nothing is
+    added; a stretch that starts more than half a facing from the run is not looked at; the
+    rest of a pack a box holds half of is red but adds no facing (the realogram counts the
+    box and the slot as one pack), so it is not taken."""
+    photo = _photo([RED, RED, BLUE, None, RED])
+    scene = _scene(photo, sure=[0, 1], unsure=[])
+    assert confirm_planned(photo, scene, _plan(("RED", 4)), CATALOG, SIGNATURES) is scene
+    apart = _photo([RED, RED, None, RED])
+    scene = _scene(apart, sure=[0, 1], unsure=[])
+    scene.gaps = [Gap(1, tuple(_slot(2)))]
+    assert confirm_planned(apart, scene, _plan(("RED", 3)), CATALOG, SIGNATURES) is scene
+    five = _photo([RED] * 5)
+    half = [_slot(0), _slot(1), [200, 100, 225, 200], _slot(3), _slot(4)]
+    scene = _scene(five, sure=[], unsure=[])
+    scene.products = Products(xyxy=np.array(half), shelf=np.ones(5))
+    scene = identify_skus(five, scene, SIGNATURES)
+    assert confirm_planned(five, scene, _plan(("RED", 6)), CATALOG, SIGNATURES) is scene
+
+
 def test_the_default_backend_hands_its_unsure_boxes_to_the_planogram(tmp_path: Path) -> None:
     """Through the whole pipeline on varied renders: the backend keeps the boxes it was
     unsure of apart from its products (in the photo's pixels, on its shelves, not counted),
-    and with the planogram known, the products added are some of those boxes, each a SKU
-    planned on its shelf."""
-    render_dataset(tmp_path, SynthConfig(photos=10, seed=9402, variety=True), progress=False)
+    and with the planogram known, the products added are some of those boxes or slots on
+    bare stretches (score 0), each a SKU planned on its shelf."""
+    render_dataset(tmp_path, SynthConfig(photos=10, seed=502, variety=True), progress=False)
     items = read_catalog(tmp_path / "catalog.csv")
     catalog = {i.sku: i for i in items}
     signatures = load_signatures(tmp_path, items)
     plans = read_planogram(tmp_path / "planogram.csv", catalog)
     truth = json.loads((tmp_path / "truth.json").read_text())
     segmenter = get_segmenter("opencv")
-    added = 0
+    added = slots = 0
     for name, photo in truth.items():
         image = load_image(tmp_path / "images" / name)
         plan = [p for p in plans if p.planogram == photo["planogram"]]
@@ -171,6 +209,9 @@ def test_the_default_backend_hands_its_unsure_boxes_to_the_planogram(tmp_path: P
         for i in new:
             on_shelf = {p.sku for p in plan if p.shelf == planned.products.shelf[i]}
             assert planned.products.sku[i] in on_shelf
-            assert planned.products.xyxy[i].tolist() in unsure.xyxy.tolist()
+            # An unsure box of the backend's, or a slot on a bare stretch (no detector score).
+            from_box = planned.products.xyxy[i].tolist() in unsure.xyxy.tolist()
+            slots += not from_box
+            assert from_box or planned.products.scores[i] == 0
         added += len(new)
-    assert added >= 3
+    assert added >= 3 and slots >= 1

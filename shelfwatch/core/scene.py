@@ -64,8 +64,9 @@ class Products:
     """Product instances (facings) of one photo, column-wise.
 
     ``xyxy``: (N, 4) int boxes in pixels; ``masks``: N boolean arrays cropped to their box
-    (or ``None`` for box-only backends); ``scores``: (N,) confidence; ``shelf``: (N,) shelf
-    index, 0 when unassigned; ``sku``: N labels, ``None`` when not identified;
+    (or ``None`` for box-only backends); ``scores``: (N,) confidence (0 for a planned facing
+    confirmed where no box was drawn); ``shelf``: (N,) shelf index, 0 when unassigned;
+    ``sku``: N labels, ``None`` when not identified;
     ``sku_score``: (N,) similarity of the SKU match; ``track``: (N,) the physical product's
     id across the frames of a capture (-1 for a single photo). Columns left out are filled
     with their defaults; a column given with another length than the boxes is an error.

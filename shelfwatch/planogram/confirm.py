@@ -1,17 +1,24 @@
-"""Facings the planogram expects, confirmed from boxes the detector was unsure of.
+"""Facings the planogram expects, confirmed where the detector was unsure or saw nothing.
 
-The detector scores some packs under its cut: identical narrow packs edge to edge, a narrow
-bottle at a shelf's end beside wide packs. Where the plan expects more facings of a SKU on a
-shelf than were seen, an unsure box (``ShelfScene.candidates``) that identifies as that SKU
-and stands beside its facings (anywhere on the shelf where none was seen) is taken as one
-of them: the planned pack where the plan puts it. An empty slot shows the fixture back,
-which identifies as no SKU, so a missing facing is still reported.
+The detector scores some packs under its cut (identical narrow packs edge to edge, a narrow
+bottle at a shelf's end beside wide packs) and misses others outright, leaving a bare
+stretch beside their run that the gap stage did not take for empty. Where the plan expects
+more facings of a SKU on a shelf than were seen:
+
+1. an unsure box (``ShelfScene.candidates``) that identifies as that SKU and stands beside
+   its facings (anywhere on the shelf where none was seen) is taken as one of them;
+2. then a bare stretch beside its facings, cut into slots one of its facings wide, gives
+   each slot that identifies as that SKU and adds a facing to its run (a slot on the rest of
+   a pack a box already holds adds none) as one more.
+
+An empty slot shows the fixture back, which identifies as no SKU, so a missing facing is
+still reported.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +35,21 @@ COVERED = 0.5
 BESIDE = 0.5
 # ... and the boxes confirmed before it cover at most this share of it (one pack, one box).
 APART = 0.3
+# A bare stretch this many facings wide may hold a facing: boxes of edge-to-edge packs that
+# straddle the seams leave less than a pack's width of one pack bare (0.3 of 0.2 / 0.3 / 0.4
+# / 0.5 / 0.6 on varied seeds 502, 7401-7403 and 9402; 0.2 took a true finding).
+STRETCH = 0.3
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What both steps read: planned facings by shelf and SKU, the SKUs listed anywhere on
+    the fixture, pack widths (cm) and the catalog's signatures."""
+
+    facings: dict[int, dict[str, int]]
+    listed: set[str]
+    widths: dict[str, float]
+    signatures: list[Signature]
 
 
 def confirm_planned(
@@ -37,26 +59,40 @@ def confirm_planned(
     catalog: dict[str, CatalogItem],
     signatures: list[Signature],
 ) -> ShelfScene:
-    """The scene with the unsure boxes that confirm a short SKU's planned facings added to
-    its products (a box mask each, their SKUs named); the rest as they were."""
-    planned: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for position in planogram:
-        planned[position.shelf][position.sku] += position.facings
-    unsure = _free(scene, set(planned))
-    if not len(unsure) or not signatures:
+    """The scene with the facings confirmed for short SKUs added to its products (a box mask
+    each, their SKUs named; a slot on a bare stretch scores 0, no detector saw it); the
+    scene itself when none is."""
+    if not planogram or not signatures:
         return scene
-    listed = {p.sku for p in planogram}
-    unsure = identify_skus(image, replace(scene, products=unsure), signatures, planned=listed)
-    unsure = unsure.products
+    facings: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for position in planogram:
+        facings[position.shelf][position.sku] += position.facings
     widths = {sku: item.width_cm for sku, item in catalog.items() if item.width_cm}
+    plan = _Plan(facings, {p.sku for p in planogram}, widths, signatures)
+    return _from_bare(image, _from_unsure(image, scene, plan), plan)
+
+
+def _short(facings: list[ObservedFacing], planned: dict[str, int]) -> dict[str, int]:
+    """Per planned SKU of a shelf, how many facings fewer than planned its runs hold."""
+    seen: dict[str | None, int] = defaultdict(int)
+    for run in runs(facings):
+        seen[run.sku] += run.facings
+    return {sku: n - seen[sku] for sku, n in planned.items() if n > seen[sku]}
+
+
+def _from_unsure(image: np.ndarray, scene: ShelfScene, plan: _Plan) -> ShelfScene:
+    """Step 1: the unsure boxes that confirm a short SKU's planned facings."""
+    unsure = _free(scene, set(plan.facings))
+    if not len(unsure):
+        return scene
+    unsure = identify_skus(
+        image, replace(scene, products=unsure), plan.signatures, planned=plan.listed
+    )
+    unsure = unsure.products
     taken: list[int] = []
-    for shelf, facings in realogram(scene, widths).items():
-        seen: dict[str | None, int] = defaultdict(int)
-        for run in runs(facings):
-            seen[run.sku] += run.facings
-        for sku, expected in planned.get(shelf, {}).items():
+    for shelf, facings in realogram(scene, plan.widths).items():
+        for sku, short in _short(facings, plan.facings.get(shelf, {})).items():
             boxes = [f for f in facings if f.kind == "product" and f.sku == sku]
-            short = expected - seen[sku]
             mine = [
                 i for i in range(len(unsure)) if unsure.shelf[i] == shelf and unsure.sku[i] == sku
             ]
@@ -70,14 +106,112 @@ def confirm_planned(
                     continue
                 taken.append(i)
                 short -= 1
-    if not taken:
+    return _with(scene, unsure[np.array(taken, int)])
+
+
+def _from_bare(image: np.ndarray, scene: ShelfScene, plan: _Plan) -> ShelfScene:
+    """Step 2: slots on the bare stretches beside a short SKU's facings that look like it
+    and add a facing to its run, best match first (one slot a pack, as in step 1)."""
+    slots: list[tuple[int, int, int, int]] = []
+    want: list[tuple[int, str]] = []  # the shelf and SKU each slot is cut for
+    short: dict[tuple[int, str], int] = {}
+    for shelf, facings in realogram(scene, plan.widths).items():
+        band = next(s for s in scene.shelves if s.index == shelf)
+        span = (band.x1, band.x2) if band.x2 > band.x1 else (0, scene.width)
+        bare = _bare(span, [(f.bbox[0], f.bbox[2]) for f in facings])
+        for sku, n in _short(facings, plan.facings.get(shelf, {})).items():
+            mine = [f for f in facings if f.kind == "product" and f.sku == sku and not f.inferred]
+            cut = _slots(bare, mine, n)
+            slots += cut
+            want += [(shelf, sku)] * len(cut)
+            short[(shelf, sku)] = n
+    if not slots:
         return scene
-    confirmed = unsure[np.array(taken)]
+    found = Products(
+        xyxy=np.array(slots),
+        scores=np.zeros(len(slots), np.float32),
+        shelf=np.array([shelf for shelf, _ in want]),
+    )
+    found = identify_skus(
+        image, replace(scene, products=found), plan.signatures, planned=plan.listed
+    )
+    found = found.products
+    taken: list[int] = []
+    alike = [i for i in range(len(found)) if found.sku[i] == want[i][1]]
+    for i in sorted(alike, key=lambda i: -found.sku_score[i]):
+        shelf, sku = want[i]
+        if short[(shelf, sku)] <= 0:
+            continue
+        if taken and covered(found.xyxy[i].astype(float), found.xyxy[taken].astype(float)) > APART:
+            continue  # a slot cut for the SKU on the stretch's other side holds it
+        before = _facings(_with(scene, found[np.array(taken, int)]), shelf, sku, plan.widths)
+        after = _facings(_with(scene, found[np.array([*taken, i])]), shelf, sku, plan.widths)
+        if after > before:
+            taken.append(i)
+            short[(shelf, sku)] -= 1
+    return _with(scene, found[np.array(sorted(taken), int)])
+
+
+def _with(scene: ShelfScene, confirmed: Products) -> ShelfScene:
+    """The scene with ``confirmed`` among its products (box masks where products have
+    masks), ordered by shelf and position; the scene itself when there are none."""
+    if not len(confirmed):
+        return scene
     if scene.products.masks is not None:
         confirmed = replace(confirmed, masks=[confirmed.box_mask(i) for i in range(len(confirmed))])
     products = Products.concat([scene.products, confirmed])
     order = np.lexsort((products.centers[:, 0], products.shelf))
     return replace(scene, products=products[order])
+
+
+def _facings(scene: ShelfScene, shelf: int, sku: str, widths: dict[str, float]) -> int:
+    """How many facings of ``sku`` the realogram counts on ``shelf``."""
+    row = realogram(scene, widths).get(shelf, [])
+    return sum(run.facings for run in runs(row) if run.sku == sku)
+
+
+def _bare(span: tuple[int, int], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The stretches of ``span`` (columns) that no interval of ``taken`` reaches."""
+    out: list[tuple[int, int]] = []
+    x = span[0]
+    for a, b in sorted(taken):
+        if a > x:
+            out.append((x, min(a, span[1])))
+        x = max(x, b)
+    if x < span[1]:
+        out.append((x, span[1]))
+    return [(a, b) for a, b in out if b > a]
+
+
+def _slots(
+    bare: list[tuple[int, int]], mine: list[ObservedFacing], short: int
+) -> list[tuple[int, int, int, int]]:
+    """Slots one facing wide (or the stretch's width) on the bare stretches within
+    ``BESIDE`` facings of a box of the SKU, cut from that box's side, at most ``short`` a
+    stretch; as tall as its boxes (their median top and bottom)."""
+    if not mine:
+        return []
+    one = mine[0].facing_px or float(np.median([f.bbox[2] - f.bbox[0] for f in mine]))
+    if one <= 0:
+        return []
+    top = int(np.median([f.bbox[1] for f in mine]))
+    bottom = int(np.median([f.bbox[3] for f in mine]))
+    out: list[tuple[int, int, int, int]] = []
+    for a, b in bare:
+        if b - a < STRETCH * one:
+            continue
+        left = min(abs(a - f.bbox[2]) for f in mine)  # a box of the SKU ends where it starts
+        right = min(abs(f.bbox[0] - b) for f in mine)
+        if min(left, right) > BESIDE * one:
+            continue
+        width = min(one, b - a)
+        for k in range(min(short, max(1, int(round((b - a) / one))))):
+            x1 = a + k * width if left <= right else b - (k + 1) * width
+            x1, x2 = int(max(a, x1)), int(min(b, x1 + width))
+            if x2 - x1 < STRETCH * one:
+                break
+            out.append((x1, top, x2, bottom))
+    return out
 
 
 def _free(scene: ShelfScene, shelves: set[int]) -> Products:
