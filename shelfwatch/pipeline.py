@@ -15,7 +15,7 @@ import numpy as np
 
 from shelfwatch.core.scene import Gap, ShelfScene
 from shelfwatch.planogram.confirm import confirm_planned
-from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
+from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, skus_by_shelf
 from shelfwatch.planogram.sku import Signature, identify_skus
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.quality import gate, measure
@@ -60,7 +60,7 @@ def finish(
         # Model backends label SKUs by text prompts or example images of the catalog.
         scene = identify(image, scene, list(context.catalog.values()), context.catalog_dir)
     elif context.signatures:
-        planned = {p.sku for p in context.planogram} or None
+        planned = skus_by_shelf(context.planogram) or None
         scene = identify_skus(image, scene, context.signatures, planned=planned)
         if context.planogram:
             scene = confirm_planned(

@@ -102,7 +102,41 @@ def test_a_planned_sku_wins_a_near_tie_among_like_coloured_ones() -> None:
         products=Products(xyxy=np.array(boxes), shelf=np.ones(3, int)),
     )
     assert _named(photo, boxes, signatures) == ["WIDE", "NARROW", None]
-    named = identify_skus(photo, scene, signatures, planned={"NARROW"}).products.sku
+    named = identify_skus(photo, scene, signatures, planned={1: {"NARROW"}}).products.sku
     assert named == ["NARROW", "NARROW", None]
-    named = identify_skus(photo, scene, signatures, planned={"WIDE"}).products.sku
+    named = identify_skus(photo, scene, signatures, planned={1: {"WIDE"}}).products.sku
     assert named == ["WIDE", "NARROW", None]
+
+
+def test_a_sku_planned_on_the_boxs_own_shelf_wins_by_more_than_one_listed_elsewhere() -> None:
+    """Two red SKUs of one shape, their label band high or in the middle; a pack whose band
+    sits between (nearer the high one: similarity 0.53 against 0.38) is the middle SKU when
+    the planogram puts that one on the box's shelf, and stays the high one when it lists the
+    middle SKU only on another shelf of the fixture (the smaller prior); a pack clearly of
+    the high SKU stays it whatever the shelf plans."""
+
+    def pack(band_top: int) -> np.ndarray:
+        image = _pack(RED, 50, 120)
+        image[10:-10, 10:-10] = RED
+        image[10 + band_top : 30 + band_top, 10:-10] = 255
+        return image
+
+    signatures = [
+        reference_signature("HIGH", pack(20), height_cm=24, width_cm=10),
+        reference_signature("MID", pack(60), height_cm=24, width_cm=10),
+    ]
+    photo = np.full((300, 600, 3), 90, np.uint8)
+    photo[100:220, 100:150] = pack(36)[10:-10, 10:-10]  # between, nearer the high band
+    photo[100:220, 300:350] = pack(20)[10:-10, 10:-10]  # clearly high
+    boxes = [[100, 100, 150, 220], [300, 100, 350, 220]]
+    scene = ShelfScene(
+        width=600,
+        height=300,
+        shelves=[Shelf(1, 60, 240)],
+        products=Products(xyxy=np.array(boxes), shelf=np.ones(2, int)),
+    )
+    assert _named(photo, boxes, signatures) == ["HIGH", "HIGH"]
+    on_shelf = identify_skus(photo, scene, signatures, planned={1: {"MID"}}).products.sku
+    assert on_shelf == ["MID", "HIGH"]
+    elsewhere = identify_skus(photo, scene, signatures, planned={1: {"X"}, 2: {"MID"}})
+    assert elsewhere.products.sku == ["HIGH", "HIGH"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from shelfwatch.core.boxes import covered
 from shelfwatch.core.scene import Products, ShelfScene
-from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
+from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, skus_by_shelf
 from shelfwatch.planogram.realogram import ObservedFacing, realogram, runs
 from shelfwatch.planogram.sku import Signature, identify_skus
 
@@ -43,11 +43,11 @@ STRETCH = 0.3
 
 @dataclass(frozen=True)
 class _Plan:
-    """What both steps read: planned facings by shelf and SKU, the SKUs listed anywhere on
-    the fixture, pack widths (cm) and the catalog's signatures."""
+    """What both steps read: planned facings by shelf and SKU, the SKUs planned on each
+    shelf, pack widths (cm) and the catalog's signatures."""
 
     facings: dict[int, dict[str, int]]
-    listed: set[str]
+    skus: dict[int, set[str]]
     widths: dict[str, float]
     signatures: list[Signature]
 
@@ -68,7 +68,7 @@ def confirm_planned(
     for position in planogram:
         facings[position.shelf][position.sku] += position.facings
     widths = {sku: item.width_cm for sku, item in catalog.items() if item.width_cm}
-    plan = _Plan(facings, {p.sku for p in planogram}, widths, signatures)
+    plan = _Plan(facings, skus_by_shelf(planogram), widths, signatures)
     return _from_bare(image, _from_unsure(image, scene, plan), plan)
 
 
@@ -86,7 +86,7 @@ def _from_unsure(image: np.ndarray, scene: ShelfScene, plan: _Plan) -> ShelfScen
     if not len(unsure):
         return scene
     unsure = identify_skus(
-        image, replace(scene, products=unsure), plan.signatures, planned=plan.listed
+        image, replace(scene, products=unsure), plan.signatures, planned=plan.skus
     )
     unsure = unsure.products
     taken: list[int] = []
@@ -132,9 +132,7 @@ def _from_bare(image: np.ndarray, scene: ShelfScene, plan: _Plan) -> ShelfScene:
         scores=np.zeros(len(slots), np.float32),
         shelf=np.array([shelf for shelf, _ in want]),
     )
-    found = identify_skus(
-        image, replace(scene, products=found), plan.signatures, planned=plan.listed
-    )
+    found = identify_skus(image, replace(scene, products=found), plan.signatures, planned=plan.skus)
     found = found.products
     taken: list[int] = []
     alike = [i for i in range(len(found)) if found.sku[i] == want[i][1]]

@@ -242,3 +242,11 @@ def expected_layout(rows: list[PlanogramPosition]) -> dict[int, list[PlanogramPo
     for row in sorted(rows, key=lambda r: (r.shelf, r.position)):
         layout.setdefault(row.shelf, []).append(row)
     return layout
+
+
+def skus_by_shelf(rows: list[PlanogramPosition]) -> dict[int, set[str]]:
+    """The SKUs a planogram puts on each shelf."""
+    out: dict[int, set[str]] = {}
+    for r in rows:
+        out.setdefault(r.shelf, set()).add(r.sku)
+    return out

@@ -37,11 +37,15 @@ LOWER_PARTS = (1.0, 0.85, 0.7)
 SHIFT = 2
 LAYOUT_WEIGHT = 2.0  # a layout far off costs this much similarity ...
 LAYOUT_SCALE = 20.0  # ... one this far off (mean Lab distance per strip) 63 % of it
-# With the photo's planogram known, a SKU it lists wins among like-coloured ones by up to
-# this much similarity: a near tie (a planned cyan pouch boxed short against an unlisted
-# cyan bottle, within 0.02) goes to the planned pack; a clear match of an unlisted SKU is
-# still that SKU. 0.1 of 0 / 0.03 / 0.1 / 0.2 / 0.3 on varied seeds 7401-7403 and 9402: 0.2
-# lost true findings on 7402.
+# With the photo's planogram known, a SKU it plans on the box's own shelf wins among
+# like-coloured ones by this much similarity, one it lists elsewhere on the fixture by
+# PLANNED_PRIOR: a near tie (a planned cyan pouch boxed short against an unlisted cyan
+# bottle, within 0.02) goes to the planned pack; a clear match of an unlisted SKU is still
+# that SKU. The fixture's SKUs keep a smaller prior so that a shelf numbered one off does not
+# name its packs after the wrong shelf's. Shelf prior 0.3 of 0.1 / 0.2 / 0.3 / 0.4 / 0.6 on
+# varied seeds 502, 7401-7403 and 9402 (0.4 and more took true `extra` findings); the
+# fixture's 0.1 chosen before on 7401-7403 and 9402 (0.2 took true findings on 7402).
+SHELF_PRIOR = 0.3
 PLANNED_PRIOR = 0.1
 
 
@@ -141,18 +145,25 @@ def identify_skus(
     scene: ShelfScene,
     signatures: list[Signature],
     allowed: set[str] | None = None,
-    planned: set[str] | None = None,
+    planned: dict[int, set[str]] | None = None,
 ) -> ShelfScene:
     """Label each product with the best-matching SKU by colour, shape and layout (``None``
     where its colours match none up to ``MIN_SIMILARITY``). ``planned``: the SKUs the
-    photo's planogram lists, which win among like-coloured ones by up to ``PLANNED_PRIOR``."""
+    photo's planogram puts on each shelf (by shelf index); among like-coloured ones those on
+    the box's shelf win by up to ``SHELF_PRIOR``, those elsewhere on the fixture by up to
+    ``PLANNED_PRIOR``."""
     products = scene.products
     if not signatures or len(products) == 0:
         return scene
     candidates = [s for s in signatures if allowed is None or s.sku in allowed] or signatures
     refs = np.stack([s.hist for s in candidates])
     packs = np.stack([s.layouts for s in candidates])
-    is_planned = np.array([planned is not None and s.sku in planned for s in candidates], float)
+    listed = set().union(*planned.values()) if planned else set()
+    on_fixture = np.array([s.sku in listed for s in candidates], float)
+    on_shelf = {
+        shelf: np.array([s.sku in skus for s in candidates], float)
+        for shelf, skus in (planned or {}).items()
+    }
     skus: list[str | None] = []
     scores = np.zeros(len(products), dtype=np.float32)
     for i in range(len(products)):
@@ -182,7 +193,9 @@ def identify_skus(
         # of the like-coloured ones it is: a box on part of a pack, or a pack squeezed into a
         # narrower slot, has the wrong shape but still its pack's colours.
         like = colour >= MIN_SIMILARITY
-        preferred = sims + PLANNED_PRIOR * is_planned  # the score stays the plain similarity
+        mine = on_shelf.get(int(products.shelf[i]), np.zeros(len(candidates)))
+        prior = SHELF_PRIOR * mine + PLANNED_PRIOR * on_fixture * (1 - mine)
+        preferred = sims + prior  # the score stays the plain similarity
         best = (
             int(np.argmax(np.where(like, preferred, -np.inf)))
             if like.any()
