@@ -135,18 +135,18 @@ def _from_bare(image: np.ndarray, scene: ShelfScene, plan: _Plan) -> ShelfScene:
     found = identify_skus(image, replace(scene, products=found), plan.signatures, planned=plan.skus)
     found = found.products
     taken: list[int] = []
+    counts = _counts(scene, plan.widths)  # with the slots taken so far
     alike = [i for i in range(len(found)) if found.sku[i] == want[i][1]]
     for i in sorted(alike, key=lambda i: -found.sku_score[i]):
-        shelf, sku = want[i]
-        if short[(shelf, sku)] <= 0:
+        if short[want[i]] <= 0:
             continue
         if taken and covered(found.xyxy[i].astype(float), found.xyxy[taken].astype(float)) > APART:
             continue  # a slot cut for the SKU on the stretch's other side holds it
-        before = _facings(_with(scene, found[np.array(taken, int)]), shelf, sku, plan.widths)
-        after = _facings(_with(scene, found[np.array([*taken, i])]), shelf, sku, plan.widths)
-        if after > before:
+        trial = _counts(_with(scene, found[np.array([*taken, i])]), plan.widths)
+        if trial[want[i]] > counts[want[i]]:
             taken.append(i)
-            short[(shelf, sku)] -= 1
+            short[want[i]] -= 1
+            counts = trial
     return _with(scene, found[np.array(sorted(taken), int)])
 
 
@@ -162,10 +162,14 @@ def _with(scene: ShelfScene, confirmed: Products) -> ShelfScene:
     return replace(scene, products=products[order])
 
 
-def _facings(scene: ShelfScene, shelf: int, sku: str, widths: dict[str, float]) -> int:
-    """How many facings of ``sku`` the realogram counts on ``shelf``."""
-    row = realogram(scene, widths).get(shelf, [])
-    return sum(run.facings for run in runs(row) if run.sku == sku)
+def _counts(scene: ShelfScene, widths: dict[str, float]) -> dict[tuple[int, str], int]:
+    """How many facings of each SKU the realogram counts on each shelf."""
+    out: dict[tuple[int, str], int] = defaultdict(int)
+    for shelf, row in realogram(scene, widths).items():
+        for run in runs(row):
+            if run.sku is not None:
+                out[(shelf, run.sku)] += run.facings
+    return out
 
 
 def _bare(span: tuple[int, int], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
