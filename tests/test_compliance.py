@@ -232,3 +232,36 @@ def test_a_box_standing_on_another_is_the_same_facing() -> None:
         base.with_products(Products.concat([p, beside])), plan([("A", 2), ("B", 3)])
     )
     assert kinds(report) == {("extra", 1, 2, None, "C")}
+
+
+def test_unknown_boxes_among_pieces_of_one_skus_packs_are_that_sku() -> None:
+    """A detector reading the print of two touching wide packs finds boxes on their parts,
+    some of which pass for no catalog pack: an unknown box between pieces of one SKU's
+    packs is a piece too, so the run is whole and counts its two packs. A box as wide as a
+    pack, one between two SKUs and one across a gap stay unknown."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),  # 20 px at five px per cm
+        "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),  # 60 px
+    }
+    packs = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83)]
+    # B's packs stand at 90-150 and 150-210; the detector saw five parts of them.
+    pieces = [("B", 92, 117), (None, 120, 143), ("B", 152, 175), (None, 178, 200)]
+    pieces += [("B", 203, 208)]
+    planned = plan([("A", 4), ("B", 2)])
+    report = check_compliance(_boxed(packs + pieces), planned, catalog)
+    assert kinds(report) == set()
+    assert [f["sku"] for f in report.realogram[0]["facings"]][4:] == ["B"] * 5
+
+    def unknown(shelf: list) -> list[int]:  # type: ignore[type-arg]
+        rows = check_compliance(_boxed(shelf), planned, catalog).realogram[0]["facings"]
+        return [f["bbox"][0] for f in rows if f["kind"] == "product" and f["sku"] is None]
+
+    # As wide as a pack: a product of its own that the catalog does not know.
+    assert unknown(packs + [("B", 92, 117), (None, 120, 175), ("B", 178, 200)]) == [120]
+    # Between a piece of B and a box of A: whose piece it would be is not known.
+    assert unknown(packs + [(None, 86, 98), ("B", 100, 125), ("B", 160, 185)]) == [86]
+    gapped = _boxed(packs + pieces)
+    gapped.gaps = [Gap(1, (145, 100, 150, 180))]
+    rows = check_compliance(gapped, planned, catalog).realogram[0]["facings"]
+    # Across a gap: the first unknown box stays; the second is still among pieces of B.
+    assert [f["sku"] for f in rows if f["kind"] == "product"][4:] == ["B", None, "B", "B", "B"]
