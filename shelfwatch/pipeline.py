@@ -1,9 +1,10 @@
 """The analysis of one photo, composed from vision and planogram steps (no SQL here).
 
 photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> the planned
-facings the detector was unsure of or drew no box on (when the planogram is known) -> gap
-sizes in cm and missing facings (when the fixture width or the planogram is known) -> the
-quality gate's verdict (usable or retake).
+facings the detector was unsure of or drew no box on (when the planogram is known) -> the
+pieces of each pack made one product (when the catalog gives pack sizes) -> gap sizes in
+cm and missing facings (when the fixture width or the planogram is known) -> the quality
+gate's verdict (usable or retake).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from shelfwatch.core.scene import Gap, ShelfScene
 from shelfwatch.planogram.confirm import confirm_planned
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, skus_by_shelf
+from shelfwatch.planogram.packs import whole_packs
 from shelfwatch.planogram.sku import Signature, identify_skus
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.quality import gate, measure
@@ -66,6 +68,8 @@ def finish(
             scene = confirm_planned(
                 image, scene, context.planogram, context.catalog, context.signatures
             )
+    if context.catalog:
+        scene = whole_packs(scene, context.catalog)
     return judge(image, size_gaps(scene, context))
 
 

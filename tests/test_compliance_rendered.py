@@ -51,6 +51,14 @@ def test_findings_on_another_renderers_habits(varied: RenderedScore) -> None:
     assert varied.findings.recall >= 0.95, varied.findings
 
 
+def test_counts_on_another_renderers_habits(varied: RenderedScore) -> None:
+    """The same 40 photos with their catalog: wide packs the detector boxed in pieces (a
+    word, a picture) count once, so the count error is 0.38 % (1.71 % when every piece
+    counted as a product; the issue's target is 2 %)."""
+    mape = 100 * sum(varied.count_errors) / len(varied.count_errors)
+    assert mape <= 1.0, mape
+
+
 def test_unknown_fixture_and_missing_references_warn(
     cli: CliRunner, rendered: Path, tmp_path: Path
 ) -> None:

@@ -34,7 +34,8 @@ PIECE = 0.5
 class ObservedFacing:
     """One slot on a shelf as seen: a product (``sku`` may be None = unknown) or a gap.
     ``facing_px``: how wide one facing of that SKU is in the photo, where the catalog says;
-    ``inferred``: a facing no box was drawn on, between two boxes of its SKU."""
+    ``inferred``: a facing no box was drawn on, between two boxes of its SKU; ``product``:
+    the row of ``scene.products`` it was seen as (None for gaps and inferred facings)."""
 
     kind: str  # "product" | "gap"
     sku: str | None
@@ -42,6 +43,7 @@ class ObservedFacing:
     facings: int = 1
     facing_px: float | None = None
     inferred: bool = False
+    product: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def realogram(
         if shelf in rows and not stacked[i]:
             box = tuple(int(v) for v in p.xyxy[i])
             px = one.get(p.sku[i]) if p.sku[i] is not None else None
-            rows[shelf].append(ObservedFacing("product", p.sku[i], box, 1, px))  # type: ignore[arg-type]
+            rows[shelf].append(ObservedFacing("product", p.sku[i], box, 1, px, product=i))  # type: ignore[arg-type]
     for g in scene.gaps:
         if g.shelf in rows:
             rows[g.shelf].append(ObservedFacing("gap", None, g.bbox, g.missing_facings or 1))
@@ -177,14 +179,22 @@ def _hidden_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:
     return out
 
 
-def _facing_px(scene: ShelfScene, widths_cm: dict[str, float]) -> dict[str, float]:
-    """Per SKU of the catalog, one facing's width in this photo's pixels (the scale from
-    the median of box width over pack width of the identified boxes); empty without them."""
+def px_per_cm(scene: ShelfScene, widths_cm: dict[str, float]) -> float | None:
+    """The photo's scale: the median of box width over pack width of the identified boxes
+    (None with fewer than three)."""
     p = scene.products
     known = [i for i in range(len(p)) if p.sku[i] in widths_cm and widths_cm[p.sku[i]] > 0]
     if len(known) < 3:
+        return None
+    return float(np.median([p.widths[i] / widths_cm[p.sku[i]] for i in known]))  # type: ignore[index]
+
+
+def _facing_px(scene: ShelfScene, widths_cm: dict[str, float]) -> dict[str, float]:
+    """Per SKU of the catalog, one facing's width in this photo's pixels (``px_per_cm``);
+    empty without identified boxes."""
+    scale = px_per_cm(scene, widths_cm)
+    if scale is None:
         return {}
-    scale = float(np.median([p.widths[i] / widths_cm[p.sku[i]] for i in known]))  # type: ignore[index]
     return {sku: cm * scale for sku, cm in widths_cm.items() if cm > 0}
 
 
