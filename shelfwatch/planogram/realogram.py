@@ -105,8 +105,8 @@ def _stacked(xyxy: np.ndarray, shelf: np.ndarray) -> np.ndarray:
 
 def _named_pieces(row: list[ObservedFacing]) -> list[ObservedFacing]:
     """An unknown box between pieces of one SKU's packs is a piece of them too (``PIECE``):
-    it takes that SKU, and the runs count the pieces by the packs they lie on. The box's
-    own identification (``Products.sku``) stays unknown; this is the realogram's reading."""
+    it takes that SKU, and the runs count the pieces by the packs they lie on. This is the
+    realogram's reading; ``packs.whole_packs`` names the products themselves by it."""
     out = list(row)
     for i, f in enumerate(row):
         if f.kind == "product" and f.sku is None:
