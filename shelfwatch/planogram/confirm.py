@@ -72,11 +72,18 @@ def confirm_planned(
     return _from_bare(image, _from_unsure(image, scene, plan), plan)
 
 
+def _seen(facings: list[ObservedFacing]) -> dict[str, int]:
+    """How many facings of each identified SKU a shelf's runs hold."""
+    seen: dict[str, int] = defaultdict(int)
+    for run in runs(facings):
+        if run.sku is not None:
+            seen[run.sku] += run.facings
+    return seen
+
+
 def _short(facings: list[ObservedFacing], planned: dict[str, int]) -> dict[str, int]:
     """Per planned SKU of a shelf, how many facings fewer than planned its runs hold."""
-    seen: dict[str | None, int] = defaultdict(int)
-    for run in runs(facings):
-        seen[run.sku] += run.facings
+    seen = _seen(facings)
     return {sku: n - seen[sku] for sku, n in planned.items() if n > seen[sku]}
 
 
@@ -166,9 +173,8 @@ def _counts(scene: ShelfScene, widths: dict[str, float]) -> dict[tuple[int, str]
     """How many facings of each SKU the realogram counts on each shelf."""
     out: dict[tuple[int, str], int] = defaultdict(int)
     for shelf, row in realogram(scene, widths).items():
-        for run in runs(row):
-            if run.sku is not None:
-                out[(shelf, run.sku)] += run.facings
+        for sku, n in _seen(row).items():
+            out[(shelf, sku)] = n
     return out
 
 

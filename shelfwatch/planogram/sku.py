@@ -164,6 +164,7 @@ def identify_skus(
         shelf: np.array([s.sku in skus for s in candidates], float)
         for shelf, skus in (planned or {}).items()
     }
+    elsewhere = np.zeros(len(candidates))  # a shelf the planogram puts nothing on
     skus: list[str | None] = []
     scores = np.zeros(len(products), dtype=np.float32)
     for i in range(len(products)):
@@ -193,7 +194,7 @@ def identify_skus(
         # of the like-coloured ones it is: a box on part of a pack, or a pack squeezed into a
         # narrower slot, has the wrong shape but still its pack's colours.
         like = colour >= MIN_SIMILARITY
-        mine = on_shelf.get(int(products.shelf[i]), np.zeros(len(candidates)))
+        mine = on_shelf.get(int(products.shelf[i]), elsewhere)
         prior = SHELF_PRIOR * mine + PLANNED_PRIOR * on_fixture * (1 - mine)
         preferred = sims + prior  # the score stays the plain similarity
         best = (
