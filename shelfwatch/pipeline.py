@@ -2,9 +2,10 @@
 
 photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> the planned
 facings the detector was unsure of or drew no box on (when the planogram is known) -> the
-pieces of each pack made one product (when the catalog gives pack sizes) -> gap sizes in
-cm and missing facings (when the fixture width or the planogram is known) -> the quality
-gate's verdict (usable or retake).
+pieces of each pack made one product (when the catalog gives pack sizes) -> runs of packs
+located by their packshot (when the catalog has reference images) -> gap sizes in cm and
+missing facings (when the fixture width or the planogram is known) -> the quality gate's
+verdict (usable or retake).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shelfwatch.core.scene import Gap, ShelfScene
 from shelfwatch.planogram.confirm import confirm_planned
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, skus_by_shelf
 from shelfwatch.planogram.packs import whole_packs
+from shelfwatch.planogram.packshots import located_packs
 from shelfwatch.planogram.sku import Signature, identify_skus
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.quality import gate, measure
@@ -70,6 +72,8 @@ def finish(
             )
     if context.catalog:
         scene = whole_packs(scene, context.catalog)
+        if context.signatures:
+            scene = located_packs(image, scene, context.catalog, context.signatures)
     return judge(image, size_gaps(scene, context))
 
 

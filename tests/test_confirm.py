@@ -184,9 +184,11 @@ def test_the_default_backend_hands_its_unsure_boxes_to_the_planogram(
     """Through the whole pipeline on varied renders: the backend keeps the boxes it was
     unsure of apart from its products (in the photo's pixels, on its shelves, not counted),
     and with the planogram known, the products added are some of those boxes or slots on
-    bare stretches (score 0), each a SKU planned on its shelf. (The step after it, which
-    makes each pack's pieces one product, is left out here: it would merge some of them.)"""
+    bare stretches (score 0), each a SKU planned on its shelf. (The steps after it, which
+    make each pack's pieces one product and locate runs of packs by their packshot, are left
+    out here: they would merge or move some of them.)"""
     monkeypatch.setattr(pipeline, "whole_packs", lambda scene, catalog: scene)
+    monkeypatch.setattr(pipeline, "located_packs", lambda image, scene, catalog, sigs: scene)
     render_dataset(tmp_path, SynthConfig(photos=10, seed=502, variety=True), progress=False)
     items = read_catalog(tmp_path / "catalog.csv")
     catalog = {i.sku: i for i in items}

@@ -7,13 +7,13 @@ import numpy as np
 from shelfwatch.core.scene import Products, Shelf, ShelfScene
 from shelfwatch.planogram.formats import CatalogItem
 from shelfwatch.planogram.packs import whole_packs
+from tests.scenes import FLOOR, one_shelf
 
 # Five px per cm: A packs are 20 px wide and 50 px tall, B packs 60 x 80.
 CATALOG = {
     "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),
     "B": CatalogItem("B", "b", "BrandY", "c", 12, 16),
 }
-FLOOR = 190  # the shelf's edge, where every pack stands
 
 
 def shelf(*boxes: tuple[str | None, int, int, int]) -> ShelfScene:
@@ -25,18 +25,7 @@ def shelf(*boxes: tuple[str | None, int, int, int]) -> ShelfScene:
         m = np.zeros((y2 - y1, x2 - x1), dtype=bool)
         m[:, : (x2 - x1) // 2] = True
         masks.append(m)
-    return ShelfScene(
-        width=400,
-        height=200,
-        shelves=[Shelf(1, 100, FLOOR)],
-        products=Products(
-            xyxy=xyxy,
-            scores=np.linspace(0.5, 0.9, len(boxes)),
-            masks=masks,
-            shelf=np.ones(len(boxes), int),
-            sku=[s for s, *_ in boxes],
-        ),
-    )
+    return one_shelf(xyxy, [s for s, *_ in boxes], masks, 100)
 
 
 A_PACKS = [("A", 0, 20, 50), ("A", 21, 41, 50), ("A", 42, 62, 50)]

@@ -51,10 +51,15 @@ PLANNED_PRIOR = 0.1
 
 @dataclass(frozen=True)
 class Signature:
+    """What a catalog pack looks like: colours, shape, layout and the packshot itself
+    (cropped to the pack, with its mask), which ``packshots.located_packs`` looks for."""
+
     sku: str
     hist: np.ndarray
     aspect: float | None
     layouts: np.ndarray  # (len(LOWER_PARTS), STRIPS, 3) Lab
+    packshot: np.ndarray | None = None  # BGR, cropped to the pack
+    packshot_mask: np.ndarray | None = None  # the pack's pixels in ``packshot``
 
 
 def colour_histogram(bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -94,7 +99,7 @@ def reference_signature(
     h = len(pack)
     lower = [int(round(h * (1 - part))) for part in LOWER_PARTS]
     layouts = np.stack([layout(pack[top:], inside[top:]) for top in lower])
-    return Signature(sku, colour_histogram(image, mask), aspect, layouts)
+    return Signature(sku, colour_histogram(image, mask), aspect, layouts, pack, inside)
 
 
 def layout(bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
