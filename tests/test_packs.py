@@ -13,6 +13,7 @@ from tests.scenes import FLOOR, one_shelf
 CATALOG = {
     "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),
     "B": CatalogItem("B", "b", "BrandY", "c", 12, 16),
+    "C": CatalogItem("C", "c", "BrandZ", "c", 4, 10),  # an A-sized pack of A's colours
 }
 
 
@@ -65,6 +66,29 @@ def test_an_unknown_piece_among_pieces_of_one_pack_joins_it() -> None:
         shelf(*A_PACKS, ("B", 70, 90, 60), (None, 92, 150, 80), ("B", 152, 170, 60)), CATALOG
     )
     assert whole.products.sku == ["A", "A", "A", "B", None, "B"]
+
+
+def test_short_pieces_named_after_another_sku_among_one_skus_packs_take_its_name() -> None:
+    """The lower part of an A pack (20 px tall, under 0.6 of a C pack's 50) whose colours
+    passed for C, between two A packs, is an A pack's piece: named A, alone or two side by
+    side. A whole C pack there is a misplaced C and stays C; so does a short C box between A
+    and B (no one SKU around it) and one too wide for an A pack."""
+    a = [("A", 0, 20, 50), ("A", 21, 41, 50)]
+    after = ("A", 84, 104, 50)
+
+    def names(*middle: tuple[str, int, int, int]) -> list[str | None]:
+        return whole_packs(shelf(*a, *middle, after), CATALOG).products.sku
+
+    assert names(("C", 42, 62, 20)) == ["A"] * 4
+    assert names(("C", 42, 62, 20), ("C", 63, 83, 20)) == ["A"] * 5
+    assert names(("C", 42, 62, 50)) == ["A", "A", "C", "A"]
+    assert whole_packs(shelf(*a, ("C", 42, 62, 20), ("B", 64, 124, 80)), CATALOG).products.sku == [
+        "A",
+        "A",
+        "C",
+        "B",
+    ]
+    assert names(("C", 42, 82, 20)) == ["A", "A", "C", "A"]
 
 
 def test_stacked_packs_stay_apart_and_a_packs_top_and_bottom_join() -> None:
