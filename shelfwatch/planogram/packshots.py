@@ -74,7 +74,8 @@ def located_packs(
             packs = _locate(grey, p.xyxy[run], band, sig, widths[sig.sku] * scale)
             if len(packs) == len(run) or not _explained(p.xyxy[run], packs):
                 continue
-            others = [i for i in range(len(p)) if p.shelf[i] == band.index and i not in run]
+            others = p.shelf == band.index
+            others[run] = False
             if _over_others(packs, p.xyxy[others]):
                 continue
             dropped[run] = True
@@ -110,6 +111,8 @@ def _locate(
     run's boxes."""
     shot, mask = sig.packshot, sig.packshot_mask
     assert shot is not None
+    # Only the pack's own pixels count (a bottle's shoulders show the shelf behind).
+    outline = None if mask is None or mask.all() else mask.astype(np.uint8)
     tall = one * shot.shape[0] / shot.shape[1]
     h, w = grey.shape
     x0 = int(max(0, boxes[:, 0].min() - REACH * one))
@@ -118,18 +121,17 @@ def _locate(
     y1 = int(min(h, max(band.y2, boxes[:, 3].max()) + 0.1 * tall))
     f = min(1.0, READ_PX / one)
     strip = cv2.resize(grey[y0:y1, x0:x1], None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    shot_grey = cv2.cvtColor(shot, cv2.COLOR_BGR2GRAY)
     best: tuple[np.ndarray, int, int] | None = None
     for s in SCALES:
         tw = int(round(one * s * f))
         th = int(round(tw * shot.shape[0] / shot.shape[1]))
         if tw < 4 or th < 4 or th > strip.shape[0] or tw > strip.shape[1]:
             continue
-        template = cv2.resize(shot_grey, (tw, th), interpolation=cv2.INTER_AREA)
-        if mask is None or mask.all():
+        template = cv2.resize(shot, (tw, th), interpolation=cv2.INTER_AREA)
+        if outline is None:
             fit = cv2.matchTemplate(strip, template, cv2.TM_CCOEFF_NORMED)
-        else:  # only the pack's own pixels (a bottle's shoulders show the shelf behind)
-            m = cv2.resize(mask.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
+        else:
+            m = cv2.resize(outline, (tw, th), interpolation=cv2.INTER_NEAREST)
             fit = cv2.matchTemplate(strip, template, cv2.TM_CCOEFF_NORMED, mask=m)
             fit = np.nan_to_num(fit, nan=-1.0, posinf=-1.0, neginf=-1.0)  # flat patches
         if best is None or fit.max() > best[0].max():
@@ -157,8 +159,7 @@ def _explained(boxes: np.ndarray, packs: np.ndarray) -> bool:
     if not len(packs):
         return False
     for b in boxes.astype(float):
-        cols = np.minimum(b[2], packs[:, 2]) - np.maximum(b[0], packs[:, 0])
-        rows = np.minimum(b[3], packs[:, 3]) - np.maximum(b[1], packs[:, 1])
+        cols, rows = _shared(b, packs, 0), _shared(b, packs, 1)
         if not ((cols >= 0.5 * (b[2] - b[0])) & (rows >= 0.5 * (b[3] - b[1]))).any():
             return False
     x0 = int(min(boxes[:, 0].min(), packs[:, 0].min()))
@@ -173,11 +174,13 @@ def _explained(boxes: np.ndarray, packs: np.ndarray) -> bool:
 def _over_others(packs: np.ndarray, others: np.ndarray) -> bool:
     """Whether a located pack covers more than ``OTHERS`` of another box of the shelf (the
     packshot matched across a neighbour, or a box the run's boxes stand beside)."""
-    for b in others.astype(float):
-        cols = np.minimum(b[2], packs[:, 2]) - np.maximum(b[0], packs[:, 0])
-        if (cols > OTHERS * (b[2] - b[0])).any():
-            return True
-    return False
+    return any((_shared(b, packs, 0) > OTHERS * (b[2] - b[0])).any() for b in others.astype(float))
+
+
+def _shared(box: np.ndarray, packs: np.ndarray, axis: int) -> np.ndarray:
+    """Per pack, how many columns (``axis`` 0) or rows (1) it shares with ``box``
+    (negative where they lie apart)."""
+    return np.minimum(box[axis + 2], packs[:, axis + 2]) - np.maximum(box[axis], packs[:, axis])
 
 
 def _products(

@@ -58,7 +58,7 @@ class Signature:
     hist: np.ndarray
     aspect: float | None
     layouts: np.ndarray  # (len(LOWER_PARTS), STRIPS, 3) Lab
-    packshot: np.ndarray | None = None  # BGR, cropped to the pack
+    packshot: np.ndarray | None = None  # grey levels, cropped to the pack
     packshot_mask: np.ndarray | None = None  # the pack's pixels in ``packshot``
 
 
@@ -99,7 +99,8 @@ def reference_signature(
     h = len(pack)
     lower = [int(round(h * (1 - part))) for part in LOWER_PARTS]
     layouts = np.stack([layout(pack[top:], inside[top:]) for top in lower])
-    return Signature(sku, colour_histogram(image, mask), aspect, layouts, pack, inside)
+    grey = cv2.cvtColor(pack, cv2.COLOR_BGR2GRAY)
+    return Signature(sku, colour_histogram(image, mask), aspect, layouts, grey, inside)
 
 
 def layout(bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
