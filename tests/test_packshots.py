@@ -117,3 +117,26 @@ def test_a_run_whose_packs_would_cover_another_box_is_left_alone(label: str | No
     before = scene(PIECES[0], other, *PIECES[1:], *B_BOXES)
     after = located_packs(photo(), before, CATALOG, signatures())
     assert np.array_equal(t_boxes(after), t_boxes(before))
+
+
+def test_unknown_pieces_among_a_run_are_taken_in_with_it() -> None:
+    # The middle piece's colours passed for no catalog pack: it is a piece of the packs all
+    # the same, so the run with it becomes the four packs and no unknown box is left.
+    middle = (None, *PIECES[1][1:])
+    before = scene(PIECES[0], middle, PIECES[2], *B_BOXES)
+    after = located_packs(photo(), before, CATALOG, signatures())
+    found = t_boxes(after)
+    assert len(found) == 4
+    for (x1, x2), box in zip(T_PACKS, found, strict=True):
+        assert abs(box[0] - x1) <= 6 and abs(box[2] - x2) <= 6
+    assert None not in after.products.sku
+
+
+def test_the_last_pack_is_found_where_the_runs_boxes_stop_short_of_it() -> None:
+    # The last piece lies on the fourth pack's left quarter: the pack's centre is within reach
+    # of the boxes, and so must be its right edge for the packshot to match there.
+    short = [*PIECES[:2], ("T", 195, 128, 215, 152)]
+    after = located_packs(photo(), scene(*short, *B_BOXES), CATALOG, signatures())
+    found = t_boxes(after)
+    assert len(found) == 4
+    assert abs(found[-1][2] - T_PACKS[-1][1]) <= 6

@@ -7,8 +7,11 @@ too few. The catalog's packshot says where each pack is: matched along the run (
 cross-correlation of the pack's grey levels inside its outline, at the photo's scale), it
 peaks once per pack. Where the peaks explain every box of the run (each box lies on a
 located pack) and count another number of packs than the boxes, the run's boxes are
-replaced by the located packs. Where the packshot does not match (a real photo's pack
-against a catalog image that looks otherwise), nothing peaks and nothing changes.
+replaced by the located packs. Unknown boxes among and beside a run (pieces of the packs'
+print whose colours passed for no catalog pack) are tried with it first: where the located
+packs explain them too, they are pieces of those packs. Where the packshot does not match (a
+real photo's pack against a catalog image that looks otherwise), nothing peaks and nothing
+changes.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ SCALES = (0.85, 0.9, 0.95, 1.0)
 # packs' pattern, not their fine print, tells them apart, and it keeps the step to ~30 ms a
 # photo with a catalog.
 READ_PX = 24
-# The strip looked at reaches this many pack widths beyond the run's boxes, and a located
-# pack's centre at most ``INSIDE`` of one beyond them (packs the run's boxes stand on, not
-# the neighbours').
-REACH = 0.6
+# A located pack's centre lies at most ``INSIDE`` of a pack beyond the run's boxes (packs the
+# run's boxes stand on, not the neighbours'), so the strip looked at reaches ``REACH`` pack
+# widths beyond them: a pack centred that far out ends half a pack further (0.6 missed the
+# last pack of runs whose boxes stop short of it).
 INSIDE = 0.3
+REACH = INSIDE + 0.5
 # The located packs cover at least this share of the columns the run's boxes cover.
 COVER = 0.9
 # A located pack may cover this share of a box outside the run (neighbours' boxes overlap a
@@ -67,19 +71,25 @@ def located_packs(
     dropped = np.zeros(len(p), bool)
     located: list[Products] = []
     for band in scene.shelves:
-        for run in _runs(p, band.index):
-            sig = shots.get(p.sku[run[0]])  # type: ignore[arg-type]
+        for sku, tries in _runs(p, band.index):
+            sig = shots.get(sku)
             if sig is None:
                 continue
-            packs = _locate(grey, p.xyxy[run], band, sig, widths[sig.sku] * scale)
-            if len(packs) == len(run) or not _explained(p.xyxy[run], packs):
-                continue
-            others = p.shelf == band.index
-            others[run] = False
-            if _over_others(packs, p.xyxy[others]):
-                continue
-            dropped[run] = True
-            located.append(_products(p, run, packs, sig, band.index))
+            for run in tries:
+                if dropped[run].any():  # an unknown box a run before took in
+                    continue
+                packs = _locate(grey, p.xyxy[run], band, sig, widths[sku] * scale)
+                if len(packs) == len(run) or not _explained(p.xyxy[run], packs):
+                    continue
+                others = p.shelf == band.index
+                others[run] = False
+                if _over_others(packs, p.xyxy[others]):
+                    continue
+                dropped[run] = True
+                known = [i for i in run if p.sku[i] is not None]
+                located.append(_products(p, known, packs, sig, band.index))
+                if len(run) > len(known):
+                    break  # the run with its unknown boxes: its parts are replaced with it
     if not located:
         return scene
     products = Products.concat([p[~dropped], *located])
@@ -87,19 +97,39 @@ def located_packs(
     return replace(scene, products=products[order])
 
 
-def _runs(p: Products, shelf: int) -> list[list[int]]:
-    """The shelf's boxes, left to right, in runs of one identified SKU."""
-    out: list[list[int]] = []
-    for i in np.argsort(p.centers[:, 0], kind="stable"):
-        if p.shelf[i] != shelf or p.sku[i] is None:
-            if p.shelf[i] == shelf:
-                out.append([])  # an unknown box ends a run
-            continue
-        if out and out[-1] and p.sku[out[-1][-1]] == p.sku[i]:
-            out[-1].append(int(i))
+def _runs(p: Products, shelf: int) -> list[tuple[str, list[list[int]]]]:
+    """The shelf's runs of one identified SKU, left to right, each as the box lists to try:
+    first the run with the unknown boxes among and beside it (where there are any), then its
+    parts between unknown boxes, as the detector saw them."""
+    order = [int(i) for i in np.argsort(p.centers[:, 0], kind="stable") if p.shelf[i] == shelf]
+    runs: list[tuple[str, list[int], list[int]]] = []  # SKU, its boxes in order, unknowns beside
+    unknown: list[int] = []  # unknown boxes since the last identified one
+    for i in order:
+        sku = p.sku[i]
+        if sku is None:
+            unknown.append(i)
+        elif runs and runs[-1][0] == sku:
+            runs[-1][1].extend([*unknown, i])
+            unknown = []
         else:
-            out.append([int(i)])
-    return [r for r in out if r]
+            if runs:
+                runs[-1][2].extend(unknown)  # unknown boxes between two SKUs: both may take them
+            runs.append((sku, [i], list(unknown)))
+            unknown = []
+    if runs:
+        runs[-1][2].extend(unknown)
+    out = []
+    for sku, boxes, beside in runs:
+        parts: list[list[int]] = [[]]
+        for i in boxes:
+            if p.sku[i] is None:
+                parts.append([])
+            else:
+                parts[-1].append(i)
+        whole = sorted(boxes + beside, key=lambda i: p.centers[i, 0])
+        tries = ([whole] if len(whole) > sum(map(len, parts)) else []) + [r for r in parts if r]
+        out.append((sku, tries))
+    return out
 
 
 def _locate(
