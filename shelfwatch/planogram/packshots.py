@@ -9,9 +9,9 @@ peaks once per pack. Where the peaks explain every box of the run (each box lies
 located pack) and count another number of packs than the boxes, the run's boxes are
 replaced by the located packs. Unknown boxes among and beside a run (pieces of the packs'
 print whose colours passed for no catalog pack) are tried with it first: where the located
-packs explain them too, they are pieces of those packs. Where the packshot does not match (a
-real photo's pack against a catalog image that looks otherwise), nothing peaks and nothing
-changes.
+packs explain them too, they are pieces of those packs (even at as many boxes as packs).
+Where the packshot does not match (a real photo's pack against a catalog image that looks
+otherwise), nothing peaks and nothing changes.
 """
 
 from __future__ import annotations
@@ -79,14 +79,16 @@ def located_packs(
                 if dropped[run].any():  # an unknown box a run before took in
                     continue
                 packs = _locate(grey, p.xyxy[run], band, sig, widths[sku] * scale)
-                if len(packs) == len(run) or not _explained(p.xyxy[run], packs):
+                # Boxes as many as packs are left as they are, unless some are unknown: the
+                # packs name those after the run's SKU.
+                known = [i for i in run if p.sku[i] is not None]
+                if len(packs) == len(known) == len(run) or not _explained(p.xyxy[run], packs):
                     continue
                 others = p.shelf == band.index
                 others[run] = False
                 if _over_others(packs, p.xyxy[others]):
                     continue
                 dropped[run] = True
-                known = [i for i in run if p.sku[i] is not None]
                 located.append(_products(p, known, packs, sig, band.index))
                 if len(run) > len(known):
                     break  # the run with its unknown boxes: its parts are replaced with it
