@@ -48,7 +48,8 @@ def test_analyze_json_schema(cli: CliRunner, rendered: Path, tmp_path: Path) -> 
     assert {"image", "width", "height", "shelves", "products", "gaps", "counts"} <= set(rec)
     assert rec["shelves"][0]["index"] == 1 and rec["shelves"][0]["y1"] < rec["shelves"][1]["y1"]
     product = rec["products"][0]
-    assert set(product) == {"bbox", "score", "shelf", "sku"} and len(product["bbox"]) == 4
+    assert set(product) == {"bbox", "score", "shelf", "sku", "source"} and len(product["bbox"]) == 4
+    assert {p["source"] for p in rec["products"]} == {"detector"}  # no catalog, no planogram
     assert rec["counts"]["products"] == len(rec["products"])
     for gap in rec["gaps"]:
         assert {"bbox", "shelf", "width_px"} <= set(gap)

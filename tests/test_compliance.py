@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
@@ -212,6 +214,29 @@ def test_overlapping_boxes_count_the_overlap_once() -> None:
     shelf += [("B", 90, 210), ("B", 160, 280)]  # the packs stand at 90-150, 150-210, 210-270
     planned = plan([("A", 4), ("B", 3)])
     assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
+
+
+def test_a_wide_box_counts_the_packs_its_mask_shows_not_its_overhang() -> None:
+    """A box over three B packs that reaches past them onto the fixture back (its mask
+    shows product over the packs only) is three facings, not the four its width gives;
+    without masks the box's width is all there is to count by."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 4, 10),  # 20 px at five px per cm
+        "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),  # 60 px
+    }
+    # B's packs stand at 110-170, 170-230 and 230-290; the box runs from 90 to 310.
+    shelf = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83), ("B", 90, 310)]
+    planned = plan([("A", 4), ("B", 3)])
+    over = _boxed(shelf)
+    assert kinds(check_compliance(over, planned, catalog)) == {("facings_over", 1, 2, "B", "B")}
+    masks = [np.ones((80, 20), bool)] * 4 + [np.zeros((80, 220), bool)]
+    masks[4][:, 20:200] = True
+    masks[4][70:, :20] = True  # the price rail under the overhang: under half its rows
+    shown = _boxed(shelf)
+    shown.products = replace(shown.products, masks=masks)
+    report = check_compliance(shown, planned, catalog)
+    assert kinds(report) == set()
+    assert [f["facings"] for f in report.realogram[0]["facings"]] == [1, 1, 1, 1, 3]
 
 
 def test_a_box_standing_on_another_is_the_same_facing() -> None:

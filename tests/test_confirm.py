@@ -3,16 +3,24 @@ drawn packs: a pack the plan expects beside its run counts, an empty slot never 
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import insert
 
 from shelfwatch import pipeline
 from shelfwatch.core.imageio import load_image
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
+from shelfwatch.db.convert import load_scene, scene_rows
+from shelfwatch.db.engine import session_factory
+from shelfwatch.db.migrate import upgrade
+from shelfwatch.db.models import Photo, PhotoStatus
 from shelfwatch.pipeline import FixtureContext, analyze
 from shelfwatch.planogram.compliance import check_compliance
 from shelfwatch.planogram.confirm import confirm_planned
@@ -23,7 +31,10 @@ from shelfwatch.planogram.formats import (
     read_planogram,
 )
 from shelfwatch.planogram.sku import identify_skus, load_signatures, reference_signature
+from shelfwatch.services import stores
+from shelfwatch.services.exports import write_csv
 from shelfwatch.synth import SynthConfig, render_dataset
+from shelfwatch.vision.annotate import label
 from shelfwatch.vision.registry import get_segmenter
 
 RED, BLUE = (40, 40, 220), (220, 60, 40)  # BGR
@@ -221,5 +232,64 @@ def test_the_default_backend_hands_its_unsure_boxes_to_the_planogram(
             from_box = planned.products.xyxy[i].tolist() in unsure.xyxy.tolist()
             slots += not from_box
             assert from_box or planned.products.scores[i] == 0
+        assert [
+            planned.products.source[i] == "planogram" for i in range(len(planned.products))
+        ] == [i in new for i in range(len(planned.products))]
         added += len(new)
     assert added >= 3 and slots >= 1
+
+
+def test_a_confirmed_facing_is_marked_so_in_the_report_storage_and_export(tmp_path: Path) -> None:
+    """A facing the plan confirmed on a bare stretch says so (source ``planogram``) in the
+    analysis record, its overlay label, `check`'s realogram and KPIs, the stored rows read
+    back and the `products` export; the detector's boxes say ``detector``."""
+    photo = _photo([RED, RED, RED, None, None, BLUE])
+    plan = _plan(("RED", 5), ("BLUE", 1))
+    grown = confirm_planned(
+        photo, _scene(photo, sure=[0, 1, 5], unsure=[]), plan, CATALOG, SIGNATURES
+    )
+    sources = ["detector", "detector", "planogram", "detector"]
+    assert grown.products.source == sources
+    assert [p["source"] for p in grown.to_json("shelf.png")["products"]] == sources
+    assert [label(grown, i) for i in range(4)] == ["RED", "RED", "RED (plan)", "BLUE"]
+    report = check_compliance(grown, plan, CATALOG).to_json()
+    assert report["compliance"]["products_confirmed_by_planogram"] == 1
+    slots = report["realogram"][0]["facings"]
+    assert [(f["sku"], f["source"]) for f in slots] == [
+        ("RED", "detector"),
+        ("RED", "detector"),
+        ("RED", "planogram"),
+        ("BLUE", "detector"),
+    ]
+
+    url = f"sqlite:///{tmp_path / 'sources.db'}"
+    upgrade(url)
+    factory = session_factory(url)
+    with factory.begin() as session:
+        stores.add_store(session, "S1")
+        stores.add_fixture(session, "S1", "F1", width_cm=100)
+        fixture = stores.get_fixture(session, "S1", "F1")
+        row = Photo(
+            store_id=fixture.store_id,
+            fixture_id=fixture.id,
+            captured_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
+            sha256="0" * 64,
+            storage_path="p.png",
+            size_bytes=1,
+            width=photo.shape[1],
+            height=photo.shape[0],
+            status=PhotoStatus.done.value,
+            processed_at=dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC),
+        )
+        session.add(row)
+        session.flush()
+        for table, values in scene_rows(row.id, grown).items():
+            if values:
+                session.execute(insert(table), values)
+    with factory() as session:
+        stored = load_scene(session, session.get(Photo, row.id), with_masks=False)
+        out = io.StringIO()
+        write_csv(session, "products", out)
+    assert stored.products.source == sources
+    exported = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["source"] for r in exported] == sources

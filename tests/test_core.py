@@ -42,6 +42,21 @@ def test_products_rejects_mismatched_masks() -> None:
         Products(xyxy=np.zeros((2, 4)), scores=np.zeros(2), masks=[np.zeros((1, 1), bool)])
 
 
+def test_products_carry_their_source() -> None:
+    """Each product says what put it there: the detector unless told, kept through
+    selection and concatenation; a word outside ``SOURCES`` or a column of another length
+    is refused."""
+    p = _products()
+    assert p.source == ["detector", "detector"]
+    confirmed = Products(xyxy=np.zeros((1, 4)), source=["planogram"])
+    both = Products.concat([p[[1]], confirmed])
+    assert both.source == ["detector", "planogram"] and both[[1]].source == ["planogram"]
+    with pytest.raises(ValueError, match="unknown product source 'guess'"):
+        Products(xyxy=np.zeros((1, 4)), source=["guess"])
+    with pytest.raises(ValueError, match="2 sources for 1 boxes"):
+        Products(xyxy=np.zeros((1, 4)), source=["detector", "detector"])
+
+
 def test_full_mask_places_crop_in_image() -> None:
     full = _products().full_mask(1, 30, 30)
     assert full.sum() == 4 and full[6:8, 21:23].all()
@@ -65,7 +80,13 @@ def test_counts_and_json_contract() -> None:
     }
     record = scene.to_json("p.jpg")
     assert {"image", "width", "height", "shelves", "products", "gaps", "counts"} <= set(record)
-    assert record["products"][0] == {"bbox": [0, 0, 5, 10], "score": 0.9, "shelf": 1, "sku": "A"}
+    assert record["products"][0] == {
+        "bbox": [0, 0, 5, 10],
+        "score": 0.9,
+        "shelf": 1,
+        "sku": "A",
+        "source": "detector",
+    }
     assert record["gaps"][0]["width_px"] == 8 and record["gaps"][0]["shelf"] == 2
     assert record["shelves"] == [
         {"index": 1, "y1": 0, "y2": 12, "x1": 0, "x2": 40, "bay": 1},

@@ -93,6 +93,10 @@ def test_pieces_of_a_run_become_the_packs_the_packshot_finds() -> None:
     t = [i for i in range(len(p)) if p.sku[i] == "T"]
     assert np.allclose(p.scores[t], before.products.scores[:3].max())
     assert list(p.shelf[t]) == [1] * 4
+    # The packs are the packshot's, the B boxes still the detector's.
+    assert [p.source[i] for i in range(len(p))] == [
+        "packshot" if p.sku[i] == "T" else "detector" for i in range(len(p))
+    ]
     assert np.array_equal(t_boxes(located_packs(photo(), before, CATALOG, [])), t_boxes(before))
 
 

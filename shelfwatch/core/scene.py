@@ -13,6 +13,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+# What put a product in the scene. A store manager reads counts and compliance off these, so
+# the facings no detector box stands for are told apart: ``planogram`` facings were expected
+# by the plan and confirmed by the photo's colours where the detector was unsure or drew
+# nothing; ``packshot`` packs were placed by matching the catalog's reference image.
+DETECTOR, PLANOGRAM, PACKSHOT = "detector", "planogram", "packshot"
+SOURCES = (DETECTOR, PLANOGRAM, PACKSHOT)
+
 
 @dataclass(frozen=True)
 class Shelf:
@@ -68,8 +75,10 @@ class Products:
     confirmed where no box was drawn); ``shelf``: (N,) shelf index, 0 when unassigned;
     ``sku``: N labels, ``None`` when not identified;
     ``sku_score``: (N,) similarity of the SKU match; ``track``: (N,) the physical product's
-    id across the frames of a capture (-1 for a single photo). Columns left out are filled
-    with their defaults; a column given with another length than the boxes is an error.
+    id across the frames of a capture (-1 for a single photo); ``source``: N words saying
+    what put each product there (``SOURCES``: the detector, a planned facing the planogram
+    confirmed, a pack located by its packshot). Columns left out are filled with their
+    defaults; a column given with another length than the boxes is an error.
     """
 
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.int32))
@@ -79,6 +88,7 @@ class Products:
     sku: list[str | None] | None = None
     sku_score: np.ndarray | None = None
     track: np.ndarray | None = None
+    source: list[str] | None = None
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.xyxy)
@@ -91,6 +101,12 @@ class Products:
         self.sku = [None] * n if self.sku is None else list(self.sku)
         if len(self.sku) != n:
             raise ValueError(f"{len(self.sku)} sku labels for {n} boxes")
+        self.source = [DETECTOR] * n if self.source is None else list(self.source)
+        if len(self.source) != n:
+            raise ValueError(f"{len(self.source)} sources for {n} boxes")
+        unknown = set(self.source) - set(SOURCES)
+        if unknown:
+            raise ValueError(f"unknown product source {sorted(unknown)[0]!r}")
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"{len(self.masks)} masks for {n} boxes")
 
@@ -117,6 +133,7 @@ class Products:
             sku=[self.sku[i] for i in idx],
             sku_score=self.sku_score[idx],
             track=self.track[idx],
+            source=[self.source[i] for i in idx],
         )
 
     @classmethod
@@ -133,6 +150,7 @@ class Products:
             sku=[s for p in parts for s in p.sku],
             sku_score=np.concatenate([p.sku_score for p in parts]),
             track=np.concatenate([p.track for p in parts]),
+            source=[s for p in parts for s in p.source],
         )
 
     @property
@@ -290,6 +308,7 @@ class ShelfScene:
                     "score": round(float(self.products.scores[i]), 4),
                     "shelf": int(self.products.shelf[i]),
                     "sku": self.products.sku[i],
+                    "source": self.products.source[i],
                 }
                 for i in range(len(self.products))
             ],

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shelfwatch.core.masks import decode_rle, encode_rle, rle_from_text, rle_to_text
-from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
+from shelfwatch.core.scene import DETECTOR, Gap, Products, Shelf, ShelfScene
 from shelfwatch.db import models
 
 
@@ -34,6 +34,7 @@ def scene_rows(photo_id: int, scene: ShelfScene) -> dict[type, list[dict[str, ob
                 "sku_score": float(p.sku_score[i]),
                 "backend": scene.backend,
                 "track": int(p.track[i]) if p.track[i] >= 0 else None,
+                "source": p.source[i],
             }
         )
     return {
@@ -96,6 +97,9 @@ def load_scene(session: Session, photo: models.Photo, with_masks: bool = True) -
         sku=[i.sku for i in items],
         sku_score=np.array([i.sku_score or 0.0 for i in items]),
         track=np.array([-1 if i.track is None else i.track for i in items]),
+        # Rows stored before sources were recorded (revision 0007) read as the detector's;
+        # their planogram-confirmed facings, if any, were never marked.
+        source=[i.source or DETECTOR for i in items],
     )
     return ShelfScene(
         width=photo.width,

@@ -218,6 +218,8 @@ class ProductInstance(Base):
     sku_score: Mapped[float | None] = mapped_column(Float)
     backend: Mapped[str] = mapped_column(String(64))
     track: Mapped[int | None] = mapped_column(Integer)  # the product across a capture's frames
+    # What put it there (``core.scene.SOURCES``); NULL for rows stored before it was recorded.
+    source: Mapped[str | None] = mapped_column(String(16))
 
 
 class Gap(Base):

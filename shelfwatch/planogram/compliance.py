@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
-from shelfwatch.core.scene import ShelfScene
+from shelfwatch.core.scene import PLANOGRAM, ShelfScene
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, expected_layout
 from shelfwatch.planogram.realogram import Run, realogram, realogram_json, runs
 
@@ -241,7 +241,7 @@ def check_compliance(
 
     kpis = _kpis(planogram, placed, observed_facings, scene, catalog)
     findings.sort(key=lambda f: (f.shelf, f.position or 0, f.type))
-    return ComplianceReport(kpis, findings, realogram_json(observed), warnings)
+    return ComplianceReport(kpis, findings, realogram_json(observed, scene.products), warnings)
 
 
 def _position_of(
@@ -302,4 +302,7 @@ def _kpis(
         "products": len(products),
         "gaps": len(scene.gaps),
         "unknown_products": int(observed_facings.get(None, 0)),
+        # Facings the plan expected where the detector was unsure or drew nothing: counted as
+        # products above, and shown apart so a manager can see how much of a score they make.
+        "products_confirmed_by_planogram": sum(s == PLANOGRAM for s in scene.products.source),
     }

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from shelfwatch.core.boxes import covered
-from shelfwatch.core.scene import Products, ShelfScene
+from shelfwatch.core.scene import PLANOGRAM, Products, ShelfScene
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, skus_by_shelf
 from shelfwatch.planogram.realogram import ObservedFacing, realogram, runs
 from shelfwatch.planogram.sku import Signature, identify_skus
@@ -159,9 +159,11 @@ def _from_bare(image: np.ndarray, scene: ShelfScene, plan: _Plan) -> ShelfScene:
 
 def _with(scene: ShelfScene, confirmed: Products) -> ShelfScene:
     """The scene with ``confirmed`` among its products (box masks where products have
-    masks), ordered by shelf and position; the scene itself when there are none."""
+    masks, ``PLANOGRAM`` as their source), ordered by shelf and position; the scene itself
+    when there are none."""
     if not len(confirmed):
         return scene
+    confirmed = replace(confirmed, source=[PLANOGRAM] * len(confirmed))
     if scene.products.masks is not None:
         confirmed = replace(confirmed, masks=[confirmed.box_mask(i) for i in range(len(confirmed))])
     products = Products.concat([scene.products, confirmed])

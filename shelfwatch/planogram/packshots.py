@@ -21,7 +21,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from shelfwatch.core.scene import Products, Shelf, ShelfScene
+from shelfwatch.core.scene import PACKSHOT, Products, Shelf, ShelfScene
 from shelfwatch.planogram.formats import CatalogItem
 from shelfwatch.planogram.realogram import px_per_cm
 from shelfwatch.planogram.sku import Signature
@@ -218,8 +218,9 @@ def _shared(box: np.ndarray, packs: np.ndarray, axis: int) -> np.ndarray:
 def _products(
     p: Products, run: list[int], packs: np.ndarray, sig: Signature, shelf: int
 ) -> Products:
-    """The located packs as products of the run's SKU: the run's best detector score and
-    SKU match, the packshot's outline as mask (where the scene has masks)."""
+    """The located packs as products of the run's SKU (``PACKSHOT`` their source): the run's
+    best detector score and SKU match, the packshot's outline as mask (where the scene has
+    masks)."""
     boxes = np.round(packs).astype(np.int32)
     n = len(boxes)
     masks = None
@@ -240,4 +241,5 @@ def _products(
         shelf=np.full(n, shelf),
         sku=[sig.sku] * n,
         sku_score=np.full(n, p.sku_score[run].max()),
+        source=[PACKSHOT] * n,
     )

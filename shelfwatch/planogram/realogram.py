@@ -7,13 +7,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shelfwatch.core.scene import ShelfScene
+from shelfwatch.core.scene import Products, ShelfScene
 
 # A box this many times its SKU's facing width holds that many facings side by side (the
 # detector merged narrow neighbours of one SKU); two boxes of one SKU that together are no
 # wider than ONE_PACK facings are one pack seen twice (a wide pack split).
 MERGED = 1.75
 ONE_PACK = 1.3
+# A wide box is counted over the columns its mask shows product in (at least this share of
+# its rows), not its whole width: a detector's box over several packs reaches past the
+# outer ones onto the fixture back (varied seed 7403: a box 226 px wide on four packs 166
+# px wide counted five). Set once at half; a quarter or a third changed a finding or two.
+SHOWN = 0.5
 # A box standing on a larger one's columns (at least this share of its width over it, at
 # most this share of its height beside it) is that facing again (``_stacked``).
 STACKED = 0.5
@@ -35,7 +40,9 @@ class ObservedFacing:
     """One slot on a shelf as seen: a product (``sku`` may be None = unknown) or a gap.
     ``facing_px``: how wide one facing of that SKU is in the photo, where the catalog says;
     ``inferred``: a facing no box was drawn on, between two boxes of its SKU; ``product``:
-    the row of ``scene.products`` it was seen as (None for gaps and inferred facings)."""
+    the row of ``scene.products`` it was seen as (None for gaps and inferred facings);
+    ``shown``: the columns from the first to the last its mask shows product in (``SHOWN``;
+    the box's own without a mask)."""
 
     kind: str  # "product" | "gap"
     sku: str | None
@@ -44,6 +51,7 @@ class ObservedFacing:
     facing_px: float | None = None
     inferred: bool = False
     product: int | None = None
+    shown: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ def realogram(
         if shelf in rows and not stacked[i]:
             box = tuple(int(v) for v in p.xyxy[i])
             px = one.get(p.sku[i]) if p.sku[i] is not None else None
-            rows[shelf].append(ObservedFacing("product", p.sku[i], box, 1, px, product=i))  # type: ignore[arg-type]
+            seen = ObservedFacing("product", p.sku[i], box, 1, px, product=i, shown=_shown(p, i))  # type: ignore[arg-type]
+            rows[shelf].append(seen)
     for g in scene.gaps:
         if g.shelf in rows:
             rows[g.shelf].append(ObservedFacing("gap", None, g.bbox, g.missing_facings or 1))
@@ -82,6 +91,17 @@ def realogram(
         rows[shelf].sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
         rows[shelf] = _hidden_facings(_merged_facings(_named_pieces(rows[shelf])))
     return rows
+
+
+def _shown(p: Products, i: int) -> tuple[int, int]:
+    """The columns of product ``i`` from the first to the last its mask shows product in
+    (at least ``SHOWN`` of the box's rows); its box's columns without a mask."""
+    x1, x2 = int(p.xyxy[i, 0]), int(p.xyxy[i, 2])
+    mask = p.masks[i] if p.masks is not None else None
+    if mask is None or not mask.size:
+        return x1, x2
+    on = np.flatnonzero(mask.mean(axis=0) >= SHOWN)
+    return (x1 + int(on[0]), x1 + int(on[-1]) + 1) if len(on) else (x1, x2)
 
 
 def _stacked(xyxy: np.ndarray, shelf: np.ndarray) -> np.ndarray:
@@ -136,13 +156,14 @@ def _piece_of(row: list[ObservedFacing], i: int, step: int) -> ObservedFacing | 
 
 def _merged_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:
     """A box as wide as several packs of its SKU holds that many facings. Its width is
-    counted from where the boxes left of it end: overlapping boxes on one run of packs
-    would count the overlap twice."""
+    the columns it shows product in (``shown``), counted from where the boxes left of it
+    end: overlapping boxes on one run of packs would count the overlap twice."""
     out: list[ObservedFacing] = []
     covered = -1  # right end of the products so far
     for f in row:
         if f.kind == "product" and f.facing_px:
-            ratio = (f.bbox[2] - max(f.bbox[0], covered)) / f.facing_px
+            lo, hi = f.shown or (f.bbox[0], f.bbox[2])
+            ratio = (hi - max(lo, covered)) / f.facing_px
             if ratio >= MERGED:
                 f = replace(f, facings=int(round(ratio)))
         if f.kind == "product":
@@ -233,7 +254,11 @@ def runs(facings: list[ObservedFacing]) -> list[Run]:
     return out
 
 
-def realogram_json(rows: dict[int, list[ObservedFacing]]) -> list[dict[str, object]]:
+def realogram_json(
+    rows: dict[int, list[ObservedFacing]], products: Products
+) -> list[dict[str, object]]:
+    """The realogram as ``check --json`` gives it; ``source``: what put the facing's product
+    there (``core.scene.SOURCES``), None for gaps and inferred facings."""
     return [
         {
             "shelf": shelf,
@@ -244,6 +269,7 @@ def realogram_json(rows: dict[int, list[ObservedFacing]]) -> list[dict[str, obje
                     "bbox": list(f.bbox),
                     "facings": f.facings,
                     "inferred": f.inferred,
+                    "source": None if f.product is None else products.source[f.product],
                 }
                 for f in facings
             ],

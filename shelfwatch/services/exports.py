@@ -39,6 +39,7 @@ EXPORTS: dict[str, list[str]] = {
         "model_version",
         "verdict",
         "frames",
+        "source",
     ],
     "counts": [
         *PHOTO_COLUMNS,
@@ -193,6 +194,7 @@ def export_query(
             Photo.model_version,
             Photo.verdict,
             Photo.frames,
+            ProductInstance.source,
         ).order_by(Photo.captured_at, Photo.id, ProductInstance.id)
         return _of_done_photos(q, ProductInstance.photo_id, store, date_from, date_to, store_ids)
     if kind == "counts":

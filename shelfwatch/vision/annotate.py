@@ -12,7 +12,7 @@ import zlib
 import cv2
 import numpy as np
 
-from shelfwatch.core.scene import ShelfScene
+from shelfwatch.core.scene import PLANOGRAM, ShelfScene
 
 
 def _color_for(key: str) -> tuple[int, int, int]:
@@ -82,10 +82,20 @@ def draw_gaps(image: np.ndarray, scene: ShelfScene) -> np.ndarray:
     return out
 
 
+def label(scene: ShelfScene, i: int) -> str | None:
+    """A product's label: its SKU, marked ``(plan)`` where the planogram confirmed it (no
+    detector box stands for it), None where it is unknown."""
+    sku = scene.products.sku[i]
+    if not sku:
+        return None
+    return f"{sku} (plan)" if scene.products.source[i] == PLANOGRAM else sku
+
+
 def draw_labels(image: np.ndarray, scene: ShelfScene) -> np.ndarray:
     out = image.copy()
-    for i, sku in enumerate(scene.products.sku):
-        if not sku:
+    for i in range(len(scene.products)):
+        sku = label(scene, i)
+        if sku is None:
             continue
         x1, y1 = int(scene.products.xyxy[i][0]), int(scene.products.xyxy[i][1])
         cv2.putText(
