@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
+from shelfwatch.db.convert import scene_rows
+from shelfwatch.db.engine import session_factory
+from shelfwatch.db.migrate import upgrade
+from shelfwatch.db.models import Photo, PhotoStatus
 from shelfwatch.planogram.compliance import align, check_compliance
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
+from shelfwatch.services import stores
+from shelfwatch.services.audits import run_audit
+from shelfwatch.services.catalog import import_catalog, import_planogram
+from shelfwatch.services.storage import PhotoStore
 
 W = 20  # facing width in px
 
@@ -290,3 +301,46 @@ def test_unknown_boxes_among_pieces_of_one_skus_packs_are_that_sku() -> None:
     rows = check_compliance(gapped, planned, catalog).realogram[0]["facings"]
     # Across a gap: the first unknown box stays; the second is still among pieces of B.
     assert [f["sku"] for f in rows if f["kind"] == "product"][4:] == ["B", None, "B", "B", "B"]
+
+
+def test_the_daily_audit_counts_a_wide_box_as_check_does(tmp_path: Path) -> None:
+    """The audit reads the stored masks, so the box over three packs with an overhang is
+    three facings there too: no `facings_over` in the audit's findings."""
+    (tmp_path / "catalog.csv").write_text(
+        "sku,name,brand,category,width_cm,height_cm\nA,a,BrandX,c,4,10\nB,b,BrandY,c,12,10\n"
+    )
+    (tmp_path / "planogram.csv").write_text(
+        "planogram,fixture,shelf,position,sku,facings\nP,F1,1,1,A,4\nP,F1,1,2,B,3\n"
+    )
+    shelf = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83), ("B", 90, 310)]
+    scene = _boxed(shelf)
+    masks = [np.ones((80, 20), bool)] * 4 + [np.zeros((80, 220), bool)]
+    masks[4][:, 20:200] = True  # the packs; the box reaches 20 px past them either side
+    scene.products = replace(scene.products, masks=masks)
+    day = dt.date(2026, 12, 1)
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    upgrade(url)
+    with session_factory(url).begin() as session:
+        stores.add_store(session, "S1")
+        stores.add_fixture(session, "S1", "F1", width_cm=100)
+        import_catalog(session, tmp_path / "catalog.csv", PhotoStore(tmp_path / "photos"))
+        import_planogram(session, tmp_path / "planogram.csv", effective_from=day)
+        fixture = stores.get_fixture(session, "S1", "F1")
+        photo = Photo(
+            store_id=fixture.store_id,
+            fixture_id=fixture.id,
+            captured_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
+            sha256="1" * 64,
+            storage_path="p.png",
+            size_bytes=1,
+            width=scene.width,
+            height=scene.height,
+            status=PhotoStatus.done.value,
+        )
+        session.add(photo)
+        session.flush()
+        for table, values in scene_rows(photo.id, scene).items():
+            if values:
+                session.execute(insert(table), values)
+        found = run_audit(session, "S1", day).fixtures["F1"].findings
+    assert [(f.type, f.expected_sku) for f in found] == []

@@ -75,7 +75,8 @@ def run_audit(session: Session, store_code: str, day: dt.date) -> AuditResult:
     products = gaps = 0
     findings: list[ComplianceFinding] = []
     for photo in latest.values():
-        scene = load_scene(session, photo, with_masks=False)
+        # With masks: the realogram counts a wide box by the columns its mask shows, as `check`.
+        scene = load_scene(session, photo)
         products += len(scene.products)
         gaps += len(scene.gaps)
         plan = planogram_in_force(session, store, photo.fixture.code, day)

@@ -375,9 +375,9 @@ def plan_vs_real(session: Session, scope: Scope, photo_id: int) -> dict[str, obj
         for p in (plan.positions if plan else [])
     ]
     observed = []
-    # Facings counted as the audit counted them (pack widths from the catalog).
+    # Facings counted as the audit counted them (pack widths from the catalog, masks).
     widths = {c.sku: float(c.width_cm) for c in catalog_items(session) if c.width_cm}
-    for shelf, facings in realogram(load_scene(session, photo, with_masks=False), widths).items():
+    for shelf, facings in realogram(load_scene(session, photo), widths).items():
         for i, run in enumerate(runs(facings), start=1):
             observed.append(
                 {
