@@ -1,10 +1,16 @@
-"""Scenes of one shelf for the planogram steps' tests."""
+"""Scenes of one shelf for the planogram steps' tests, and a way to store one."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
+from sqlalchemy.orm import Session
 
 from shelfwatch.core.scene import Products, Shelf, ShelfScene
+from shelfwatch.db.convert import insert_rows, scene_rows
+from shelfwatch.db.models import Photo, PhotoStatus
+from shelfwatch.services import stores
 
 FLOOR = 190  # the shelf's edge, where every pack stands
 
@@ -26,3 +32,27 @@ def one_shelf(
             sku=sku,
         ),
     )
+
+
+def stored_photo(session: Session, scene: ShelfScene, taken: dt.datetime) -> Photo:
+    """Store S1 with fixture F1 (100 cm), and a processed photo of F1 taken at ``taken``
+    whose results are ``scene``'s, written as the worker writes them."""
+    stores.add_store(session, "S1")
+    stores.add_fixture(session, "S1", "F1", width_cm=100)
+    fixture = stores.get_fixture(session, "S1", "F1")
+    photo = Photo(
+        store_id=fixture.store_id,
+        fixture_id=fixture.id,
+        captured_at=taken,
+        sha256="0" * 64,
+        storage_path="p.png",
+        size_bytes=1,
+        width=scene.width,
+        height=scene.height,
+        status=PhotoStatus.done.value,
+        processed_at=taken,
+    )
+    session.add(photo)
+    session.flush()
+    insert_rows(session, scene_rows(photo.id, scene))
+    return photo

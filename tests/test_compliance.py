@@ -7,19 +7,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
 
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
-from shelfwatch.db.convert import scene_rows
 from shelfwatch.db.engine import session_factory
 from shelfwatch.db.migrate import upgrade
-from shelfwatch.db.models import Photo, PhotoStatus
 from shelfwatch.planogram.compliance import align, check_compliance
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
-from shelfwatch.services import stores
 from shelfwatch.services.audits import run_audit
 from shelfwatch.services.catalog import import_catalog, import_planogram
 from shelfwatch.services.storage import PhotoStore
+from tests.scenes import stored_photo
 
 W = 20  # facing width in px
 
@@ -321,26 +318,8 @@ def test_the_daily_audit_counts_a_wide_box_as_check_does(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     upgrade(url)
     with session_factory(url).begin() as session:
-        stores.add_store(session, "S1")
-        stores.add_fixture(session, "S1", "F1", width_cm=100)
+        stored_photo(session, scene, dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC))
         import_catalog(session, tmp_path / "catalog.csv", PhotoStore(tmp_path / "photos"))
         import_planogram(session, tmp_path / "planogram.csv", effective_from=day)
-        fixture = stores.get_fixture(session, "S1", "F1")
-        photo = Photo(
-            store_id=fixture.store_id,
-            fixture_id=fixture.id,
-            captured_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
-            sha256="1" * 64,
-            storage_path="p.png",
-            size_bytes=1,
-            width=scene.width,
-            height=scene.height,
-            status=PhotoStatus.done.value,
-        )
-        session.add(photo)
-        session.flush()
-        for table, values in scene_rows(photo.id, scene).items():
-            if values:
-                session.execute(insert(table), values)
         found = run_audit(session, "S1", day).fixtures["F1"].findings
     assert [(f.type, f.expected_sku) for f in found] == []

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import insert
 
 from shelfwatch import pipeline
 from shelfwatch.core.imageio import load_image
 from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
-from shelfwatch.db.convert import load_scene, scene_rows
+from shelfwatch.db.convert import load_scene
 from shelfwatch.db.engine import session_factory
 from shelfwatch.db.migrate import upgrade
-from shelfwatch.db.models import Photo, PhotoStatus
+from shelfwatch.db.models import Photo
 from shelfwatch.pipeline import FixtureContext, analyze
 from shelfwatch.planogram.compliance import check_compliance
 from shelfwatch.planogram.confirm import confirm_planned
@@ -31,11 +30,11 @@ from shelfwatch.planogram.formats import (
     read_planogram,
 )
 from shelfwatch.planogram.sku import identify_skus, load_signatures, reference_signature
-from shelfwatch.services import stores
 from shelfwatch.services.exports import write_csv
 from shelfwatch.synth import SynthConfig, render_dataset
 from shelfwatch.vision.annotate import label
 from shelfwatch.vision.registry import get_segmenter
+from tests.scenes import stored_photo
 
 RED, BLUE = (40, 40, 220), (220, 60, 40)  # BGR
 BACK = 90  # the fixture's grey back
@@ -266,26 +265,7 @@ def test_a_confirmed_facing_is_marked_so_in_the_report_storage_and_export(tmp_pa
     upgrade(url)
     factory = session_factory(url)
     with factory.begin() as session:
-        stores.add_store(session, "S1")
-        stores.add_fixture(session, "S1", "F1", width_cm=100)
-        fixture = stores.get_fixture(session, "S1", "F1")
-        row = Photo(
-            store_id=fixture.store_id,
-            fixture_id=fixture.id,
-            captured_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
-            sha256="0" * 64,
-            storage_path="p.png",
-            size_bytes=1,
-            width=photo.shape[1],
-            height=photo.shape[0],
-            status=PhotoStatus.done.value,
-            processed_at=dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC),
-        )
-        session.add(row)
-        session.flush()
-        for table, values in scene_rows(row.id, grown).items():
-            if values:
-                session.execute(insert(table), values)
+        row = stored_photo(session, grown, dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC))
     with factory() as session:
         stored = load_scene(session, session.get(Photo, row.id), with_masks=False)
         out = io.StringIO()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from shelfwatch.core.masks import decode_rle, encode_rle, rle_from_text, rle_to_text
@@ -67,6 +67,13 @@ def scene_rows(photo_id: int, scene: ShelfScene) -> dict[type, list[dict[str, ob
             for g in scene.gaps
         ],
     }
+
+
+def insert_rows(session: Session, rows: dict[type, list[dict[str, object]]]) -> None:
+    """Insert ``scene_rows``' values, one executemany per table."""
+    for table, values in rows.items():
+        if values:
+            session.execute(insert(table), values)
 
 
 def load_scene(session: Session, photo: models.Photo, with_masks: bool = True) -> ShelfScene:

@@ -17,7 +17,8 @@ ONE_PACK = 1.3
 # A wide box is counted over the columns its mask shows product in (at least this share of
 # its rows), not its whole width: a detector's box over several packs reaches past the
 # outer ones onto the fixture back (varied seed 7403: a box 226 px wide on four packs 166
-# px wide counted five). Half: 161 false findings on the tuning seeds, 0.15 / 0.3 163 / 165.
+# px wide counted five). Half: 162 false findings on the tuning seeds (a prototype gave 161
+# at a half, 163 / 165 at 0.15 / 0.3).
 SHOWN = 0.5
 # A box standing on a larger one's columns (at least this share of its width over it, at
 # most this share of its height beside it) is that facing again (``_stacked``).

@@ -23,14 +23,14 @@ from typing import TypeVar
 
 import cv2
 import numpy as np
-from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shelfwatch.core.imageio import decode_image
 from shelfwatch.core.scene import ShelfScene
 from shelfwatch.db import models
-from shelfwatch.db.convert import scene_rows
+from shelfwatch.db.convert import insert_rows, scene_rows
 from shelfwatch.db.models import Photo, PhotoStatus
 from shelfwatch.db.models import Worker as WorkerRow
 from shelfwatch.pipeline import FixtureContext, analyze_batch
@@ -420,9 +420,7 @@ class Worker:
             if held.processed_at is not None:  # reprocessing: replace the earlier results
                 for table in (models.ProductInstance, models.Gap, models.PhotoShelf):
                     session.execute(delete(table).where(table.photo_id == photo_id))
-            for table, values in rows.items():
-                if values:
-                    session.execute(insert(table), values)
+            insert_rows(session, rows)
             session.execute(
                 update(Photo)
                 .where(Photo.id == photo_id)
