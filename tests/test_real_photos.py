@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from shelfwatch.bench import accuracy
+from shelfwatch.bench.accuracy import INPUT_HEIGHTS
 from shelfwatch.core.imageio import load_image
 from shelfwatch.labels.shared import held_out
 from shelfwatch.vision.registry import get_segmenter
@@ -126,6 +127,13 @@ def test_supermarket_products_on_held_out_labels(shared_dir: Path) -> None:
     assert summary["precision"] >= PRODUCTS_HELD_OUT[0], summary
     assert summary["recall"] >= PRODUCTS_HELD_OUT[1], summary
     assert summary["count_mape_shelf"] <= PRODUCTS_HELD_OUT[2], summary
+    # Each labeled product is stacked or alone, and of one height at the detector's input:
+    # the kinds' recalls, weighted by their shares, give the recall.
+    for kinds in (("stacked", "alone"), [f"input_height_{k}" for k, _, _ in INPUT_HEIGHTS]):
+        shares = [summary[f"share_{k}"] for k in kinds]
+        assert sum(shares) == pytest.approx(1, abs=1e-3), summary
+        weighted = sum(summary[f"recall_{k}"] * summary[f"share_{k}"] for k in kinds)
+        assert weighted == pytest.approx(summary["recall"], abs=2e-3), summary
 
 
 def test_voids_on_the_held_out_part_of_real_gaps(shared_dir: Path) -> None:

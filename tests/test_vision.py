@@ -719,3 +719,27 @@ def test_the_bench_reads_photos_resized_and_scores_them_in_their_own_pixels(
     assert line["photo_scale"] == 0.5 and line["photos"] == 12
     assert line["precision"] >= 0.9 and line["recall"] >= 0.9 and line["gap_f1"] >= 0.9
     assert cli.invoke(app, [*args, "--photo-scale", "9"]).exit_code != 0
+
+
+def test_stacked_packs_and_matched_boxes_are_told_apart() -> None:
+    """The bench's split of labeled products: three flat packs in a stack, one pack beside
+    them and one on the shelf below (a shelf's height away: not stacked on it); and which
+    labeled boxes a one-to-one match pairs, one prediction never serving two."""
+    from shelfwatch.vision.evaluation import greedy_match, matched_truth, stacked
+
+    truth = np.array(
+        [
+            [0, 0, 60, 20],  # the stack: three packs 20 px tall
+            [2, 21, 61, 40],
+            [0, 40, 60, 60],
+            [80, 0, 100, 60],  # a tall pack beside it
+            [0, 100, 60, 120],  # the next shelf down
+        ],
+        float,
+    )
+    assert stacked(truth).tolist() == [True, True, True, False, False]
+    # One box over the whole stack matches none of its packs; a box on one pack matches it.
+    pred = np.array([[0, 0, 60, 60], [80, 2, 100, 60], [80, 0, 100, 58]], float)
+    hit = matched_truth(pred, truth)
+    assert hit.tolist() == [False, False, False, True, False]
+    assert greedy_match(pred, truth) == 1

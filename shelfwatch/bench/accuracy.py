@@ -32,15 +32,19 @@ from shelfwatch.synth.truth import truth_scene
 from shelfwatch.vision.annotate import render_overlay
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.detector.data import bays_of
+from shelfwatch.vision.detector.infer import INPUT_SIDE
 from shelfwatch.vision.evaluation import (
     Tally,
     gap_matches,
     greedy_match,
     interval_iou,
     iou_matrix,
+    matched_truth,
     points_in_box,
     shelf_recall,
+    stacked,
 )
+from shelfwatch.vision.frame import reading_side
 
 
 @dataclass
@@ -310,6 +314,15 @@ def score_supermarket_products(
             (int(points_in_box(truth_centres, box).sum()), int(points_in_box(centres, box).sum()))
             for box in shelves.get(labeled.file_name, [])
         ]
+        hit = matched_truth(pred, truth)
+        # Each labeled product's height at the detector's input, and whether it is stacked:
+        # where the misses are (packs lying flat in stacks, rows of small items).
+        scale = INPUT_SIDE / reading_side(labeled.height, labeled.width)
+        tall = (truth[:, 3] - truth[:, 1]) * scale
+        on_top = stacked(truth)
+        kinds = {"stacked": on_top, "alone": ~on_top} | {
+            f"input_height_{name}": (tall >= lo) & (tall < hi) for name, lo, hi in INPUT_HEIGHTS
+        }
         rows.append(
             {
                 "set": "real-shelves-more-products",
@@ -317,11 +330,17 @@ def score_supermarket_products(
                 "part": part,
                 "truth": len(truth),
                 "detected": len(pred),
-                "tp": greedy_match(pred, truth),
+                "tp": int(hit.sum()),
                 "shelves": [{"products": t, "detected": d} for t, d in counts if t > 0],
+                # Per kind: labeled products, and those matched.
+                "kinds": {k: [int(m.sum()), int((m & hit).sum())] for k, m in kinds.items()},
             }
         )
     return rows
+
+
+# Labeled products by their height at the detector's input (px): (name, from, to).
+INPUT_HEIGHTS = (("under_20", 0, 20), ("20_40", 20, 40), ("40_up", 40, np.inf))
 
 
 def _boxes_of(objects: list, crowd: bool) -> np.ndarray:
@@ -337,12 +356,22 @@ def summarise_supermarket_products(rows: list[dict[str, Any]], label: str) -> di
     counts = summarise_counts(
         [{"image": r["image"], **s} for r in rows for s in r["shelves"]], label
     )
+    kinds: dict[str, list[int]] = {}
+    for r in rows:
+        for kind, (n, found) in r.get("kinds", {}).items():
+            kinds.setdefault(kind, [0, 0])
+            kinds[kind][0] += n
+            kinds[kind][1] += found
+    total = max(1, sum(r["truth"] for r in rows))
     return {
         "set": "real-shelves-more-products",
         "part": label,
         "photos": len(rows),
         "precision": round(tally.precision, 4),
         "recall": round(tally.recall, 4),
+        # Recall of each kind of labeled product, and its share of them all.
+        **{f"recall_{k}": round(found / max(1, n), 4) for k, (n, found) in kinds.items()},
+        **{f"share_{k}": round(n / total, 4) for k, (n, _) in kinds.items()},
         **{k: v for k, v in counts.items() if k not in ("set", "part", "photos")},
     }
 

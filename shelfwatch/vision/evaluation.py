@@ -29,20 +29,40 @@ def iou_matrix(a: np.ndarray, b: np.ndarray, over: str = "union") -> np.ndarray:
 
 def greedy_match(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> int:
     """True positives: one-to-one matches by descending IoU above ``threshold``."""
+    return int(matched_truth(pred, truth, threshold).sum())
+
+
+def matched_truth(pred: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per truth box, whether ``greedy_match`` pairs it with a prediction."""
+    hit = np.zeros(len(truth), bool)
     if len(pred) == 0 or len(truth) == 0:
-        return 0
+        return hit
     iou = iou_matrix(pred, truth)
     pairs = np.argwhere(iou >= threshold)
     order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]])
-    used_p, used_t, tp = set(), set(), 0
+    used_p: set[int] = set()
     for k in order:
         p, t = pairs[k]
-        if p in used_p or t in used_t:
+        if p in used_p or hit[t]:
             continue
-        used_p.add(p)
-        used_t.add(t)
-        tp += 1
-    return tp
+        used_p.add(int(p))
+        hit[t] = True
+    return hit
+
+
+def stacked(boxes: np.ndarray) -> np.ndarray:
+    """Per (N, 4) xyxy box, whether another box stands on it or it on another: columns
+    overlapping by half the narrower one's width, the vertical gap under a quarter of its
+    height and the overlap under a third of it (stacked packs, not a row behind)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cols = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+    side = cols >= 0.5 * np.minimum(w[:, None], w[None, :])
+    # The vertical space between two boxes (negative: by how much they overlap).
+    gap = np.maximum(b[:, None, 1] - b[None, :, 3], b[None, :, 1] - b[:, None, 3])
+    touching = side & (gap > -h[:, None] / 3) & (gap < h[:, None] / 4)
+    np.fill_diagonal(touching, False)
+    return touching.any(axis=1)
 
 
 def points_in_box(points: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
