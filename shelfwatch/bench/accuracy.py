@@ -288,6 +288,10 @@ def score_real_products(
     return rows
 
 
+# Labeled products by their height at the detector's input (px): (name, from, to).
+INPUT_HEIGHTS = (("under_20", 0, 20), ("20_40", 20, 40), ("40_up", 40, np.inf))
+
+
 def score_supermarket_products(
     shared: Path, segmenter: Segmenter, part: str
 ) -> list[dict[str, Any]]:
@@ -339,10 +343,6 @@ def score_supermarket_products(
     return rows
 
 
-# Labeled products by their height at the detector's input (px): (name, from, to).
-INPUT_HEIGHTS = (("under_20", 0, 20), ("20_40", 20, 40), ("40_up", 40, np.inf))
-
-
 def _boxes_of(objects: list, crowd: bool) -> np.ndarray:
     boxes = [o.bbox for o in objects if bool(o.iscrowd) == crowd]
     return np.array(boxes, dtype=float).reshape(-1, 4)
@@ -356,10 +356,9 @@ def summarise_supermarket_products(rows: list[dict[str, Any]], label: str) -> di
     counts = summarise_counts(
         [{"image": r["image"], **s} for r in rows for s in r["shelves"]], label
     )
-    kinds: dict[str, list[int]] = {}
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
-        for kind, (n, found) in r.get("kinds", {}).items():
-            kinds.setdefault(kind, [0, 0])
+        for kind, (n, found) in r["kinds"].items():
             kinds[kind][0] += n
             kinds[kind][1] += found
     total = max(1, sum(r["truth"] for r in rows))
