@@ -484,10 +484,10 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     # ... and the upright net, twice as long.
     assert (out / "uprights.onnx").is_file() and (out / "uprights").is_dir()
     assert found.uprights is not None and found.uprights.shape == image.shape[:2]
-    # ... and, asked for, the second detector at twice the steps.
+    # ... and, asked for, the second detector at four times the steps.
     assert (out / "facings_long.onnx").is_file() and (out / "facings-long").is_dir()
     trained = json.loads((out / "training.json").read_text())
     assert trained["shelf_edges"]["steps"] == 2 and trained["void_mask"]["steps"] == 4
-    assert trained["uprights"]["steps"] == 4 and trained["facings_long"]["steps"] == 4
+    assert trained["uprights"]["steps"] == 4 and trained["facings_long"]["steps"] == 8
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr

@@ -209,7 +209,7 @@ def train_cmd(
     second_detector: bool = typer.Option(
         False,
         "--second-detector",
-        help="Default backend: also train the second detector (twice the steps), averaged "
+        help="Default backend: also train the second detector (four times the steps), averaged "
         "with the first where SHELFWATCH_DETECTOR_ENSEMBLE=1.",
     ),
     detector_width: int = typer.Option(

@@ -58,12 +58,13 @@ VOID_MASK = "void_mask.onnx"
 # The upright net's weights (``train(kind="uprights")``): where it is there, bays side by side
 # are divided at the uprights it marks (``shelves.find_bays``).
 UPRIGHTS = "uprights.onnx"
-# A second detector, the same net trained twice as long (``train(kind="facings-long")``),
+# A second detector, the same net trained four times as long (``train(kind="facings-long")``),
 # shipped beside the first: where it is there and the ``detector_ensemble`` setting is on (the
 # default), the INPUT_SIDE pass reads both and averages their maps. Two readings by differently
 # trained nets err less than either (second batch of supermarket boxes, held out: P / R 0.593 /
-# 0.579 -> 0.615 / 0.593; varied renders' count error 2.4 -> 1.2 %) for about 20 ms a photo
-# (see the README). Not at SMALL_SIDE: averaged there as well it changed little, for 10 ms more.
+# 0.579 -> 0.615 / 0.593 with one trained twice as long; varied renders' count error 2.4 ->
+# 1.2 %) for about 20 ms a photo (see the README). Not at SMALL_SIDE: averaged there as well it
+# changed little, for 10 ms more.
 SECOND = "facings_long.onnx"
 
 

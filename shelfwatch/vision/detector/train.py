@@ -186,7 +186,7 @@ def train(
     width: int = WIDTH,
 ) -> dict[str, object]:
     """Train the facing detector (``kind="facings"``: ``out_dir/facings.onnx``), the second
-    detector (``"facings-long"``, the same net, the caller gives it twice the epochs:
+    detector (``"facings-long"``, the same net, the caller gives it four times the epochs:
     ``out_dir/facings_long.onnx``, its checkpoint in ``out_dir/facings-long``), the
     shelf-edge net (``"shelf-edges"``, on sources with shelf boxes:
     ``out_dir/shelf_edges.onnx``, its checkpoint in ``out_dir/shelf-edges``), the upright
