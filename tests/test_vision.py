@@ -201,6 +201,26 @@ def test_the_detectors_shelf_edge_lines_make_the_bays_and_their_edges() -> None:
         assert [e.y_bottom for e in bay.edges] == pytest.approx(rails, abs=3)
 
 
+def test_a_level_seen_on_part_of_its_bay_spans_the_bay() -> None:
+    """A shelf edge the photo shows on part of the bay only (packs overhang it, the side of
+    the photo is dim) is still one shelf across the bay: a product standing on it beyond
+    the seen strip is on it, not on the shelf above."""
+    from shelfwatch.vision.zones import shelf_of, shelf_zones, shelves_of
+
+    lines = np.zeros((900, 1200), np.uint8)
+    for y in (150, 350, 550):
+        lines[y - 3 : y + 4, 20:1180] = 1
+    lines[747:754, 600:1180] = 1  # the lowest edge seen on the right half only
+    zones = shelf_zones(np.full((900, 1200), 60, np.uint8), lines=lines)
+    assert len({z.bay for z in zones}) == 1 and len({z.shelf for z in zones}) == 4
+    ((x1, x2),) = {(z.x1, z.x2) for z in zones}
+    assert x1 < 100 and x2 > 1100
+    assert zones[-1].edge.x1 > 550  # the strip stays where it was seen
+    assert {(s.x1, s.x2) for s in shelves_of(zones)} == {(x1, x2)}
+    left_low = np.array([[100, 600, 160, 745], [100, 400, 160, 545]])
+    assert shelf_of(left_low, zones).tolist() == [4, 3]
+
+
 def test_learned_edges_take_the_photos_own_strips() -> None:
     """The shelf-edge net says which shelves there are; the photo's own edge strip on its
     line says where exactly; a strip across the whole bay that the net missed stays, a

@@ -138,7 +138,7 @@ def fit_gaps(gaps: list[Gap], products: Products, zones: list[Zone], fixture: Fi
     out = []
     for g in gaps:
         x1, y1, x2, y2 = within_level(g.bbox, g.shelf, zones)
-        ends = [(z.edge.x1, z.edge.x2) for z in zones if z.shelf == g.shelf]
+        ends = [(z.x1, z.x2) for z in zones if z.shelf == g.shelf]
         left = min((a for a, _ in ends), default=0)
         right = max((b for _, b in ends), default=int(fixture.lab.shape[1] / fixture.scale))
         boxes = products.xyxy[products.shelf == g.shelf]
@@ -175,7 +175,7 @@ def bare_stretches(
         boxes = products.xyxy[products.shelf == number]
         boxes = boxes[np.argsort(boxes[:, 0])]
         width = float(np.median(boxes[:, 2] - boxes[:, 0]))
-        own = [z.edge for z in zones if z.shelf == number]
+        own = [z for z in zones if z.shelf == number]
         # Between products, and from the shelf's ends to its outer products.
         stretches = [(min(e.x1 for e in own), int(boxes[0, 0]))] if own else []
         reach = int(boxes[0, 2])  # the right end of the products so far

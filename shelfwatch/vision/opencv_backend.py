@@ -28,6 +28,7 @@ from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges
 from shelfwatch.vision.zones import (
     Zone,
     edge_lines,
+    seen_ends,
     shelf_of,
     shelf_zones,
     shelves_of,
@@ -225,7 +226,7 @@ def _segment_upright(
         shelves = shelves_of(zones)
     if not with_products:
         return ShelfScene(width=w, height=h, shelves=shelves), None
-    bands = [(z.edge.x1, z.top, z.edge.x2, z.bottom) for z in zones]
+    bands = [(z.x1, z.top, z.x2, z.bottom) for z in zones]
     if found is None:
         with clock.stage("classical facings"):
             back = fixture_back_lab(work, bands)
@@ -236,7 +237,7 @@ def _segment_upright(
         fixture = Fixture.of(work)
         back = fixture.back_lab(bands)
     with clock.stage("products"):
-        taken, unsure = _with_row_facings(found, zones, shelves, w)
+        taken, unsure = _with_row_facings(found, zones, w)
         products, candidates = _products(*taken), _products(*unsure)
     with clock.stage("gaps"):
         if found.voids is not None:
@@ -276,8 +277,8 @@ def _classical_facings(
     parts: list[Products] = []
     gaps: list[Gap] = []
     for zone in zones:
-        index, edge = zone.shelf, zone.edge
-        found = find_facings(work, edge.x1, edge.x2, zone.top, zone.bottom, back)
+        index = zone.shelf
+        found = find_facings(work, zone.x1, zone.x2, zone.top, zone.bottom, back)
         if found.boxes:
             parts.append(
                 Products(
@@ -291,9 +292,7 @@ def _classical_facings(
     return Products.concat(parts), gaps
 
 
-def _with_row_facings(
-    found: infer.Detected, zones: list[Zone], shelves: list[Shelf], width: int
-) -> tuple[Boxes, Boxes]:
+def _with_row_facings(found: infer.Detected, zones: list[Zone], width: int) -> tuple[Boxes, Boxes]:
     """The detector's sure boxes and the weak ones standing in a row of them on their shelf
     edge (``rows``), with their scores and shelves; and the weak ones not taken that lie on
     a shelf (``ShelfScene.candidates``). Held-out per-shelf counts of real-shelves 19.9 ->
@@ -310,7 +309,7 @@ def _with_row_facings(
             weak_shelf,
             found.voids,
             found.void_scores,
-            {s.index: (s.x1, s.x2) for s in shelves},
+            seen_ends(zones),
             width,
         )
         # Weak boxes are taken for standing on their shelf's edge: not where it is out of

@@ -32,6 +32,20 @@ class Zone:
     edge: ShelfEdge
     bay: int
     shelf: int
+    # The slice's columns (from its leftmost edge's start to its rightmost edge's end);
+    # None: the edge's own. A level's edge strip seen on part of the bay only (hidden by
+    # overhanging packs, faint at the photo's side) is still one shelf across the bay:
+    # with the strip's columns alone its products beyond the strip went to the shelf above
+    # and its gaps there were not looked for.
+    columns: tuple[int, int] | None = None
+
+    @property
+    def x1(self) -> int:
+        return self.edge.x1 if self.columns is None else self.columns[0]
+
+    @property
+    def x2(self) -> int:
+        return self.edge.x2 if self.columns is None else self.columns[1]
 
 
 def edge_lines(scores: np.ndarray | None) -> np.ndarray | None:
@@ -56,6 +70,7 @@ def shelf_zones(
     h = gray.shape[0]
     slices: list[list[tuple[int, int, ShelfEdge]]] = []
     at_upright: list[bool] = []
+    spans: list[tuple[int, int] | None] = []  # each slice's columns
     # Product rows correct classical edges only: on learned lines their corrections made more
     # wrong shelves than they fixed (first 20 photos of real-shelves: precision 0.85 without
     # them, 0.77 with).
@@ -66,10 +81,12 @@ def shelf_zones(
         if by_rows:
             inside = (centres >= bay.x1) & (centres < bay.x2)
             bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]), boxes[inside])
-        if boxes is not None:
-            bay_zones += _open_level(bay_zones, boxes, h)
+        columns = _columns(bay_zones)
+        if boxes is not None and columns is not None:
+            bay_zones += _open_level(bay_zones, boxes, h, columns)
         slices.append(bay_zones)
         at_upright.append(bay.after_upright)
+        spans.append(columns)
     zones: list[Zone] = []
     bay = 0
     chain: list[int] = []  # shelf number of each zone of the previous slice
@@ -85,7 +102,7 @@ def shelf_zones(
             else:
                 number, next_shelf = next_shelf, next_shelf + 1
             current.append(number)
-            zones.append(Zone(a, b, e, bay, number))
+            zones.append(Zone(a, b, e, bay, number, spans[i]))
         chain = current
     return _number_top_down(zones)
 
@@ -122,15 +139,15 @@ def shelves_of(zones: list[Zone]) -> list[Shelf]:
     angle)."""
     shelves = []
     for number in sorted({z.shelf for z in zones}):
-        pieces = sorted((z for z in zones if z.shelf == number), key=lambda z: z.edge.x1)
+        pieces = sorted((z for z in zones if z.shelf == number), key=lambda z: z.x1)
         first, last = pieces[0].edge, pieces[-1].edge
         shelves.append(
             Shelf(
                 number,
                 min(z.top for z in pieces),
                 max(z.edge.y_bottom for z in pieces) + 1,
-                first.x1,
-                last.x2,
+                pieces[0].x1,
+                pieces[-1].x2,
                 int(np.median([z.edge.y_top for z in pieces])),
                 (first.x1, first.y_top, last.x2, last.y_top) if len(pieces) > 1 else None,
                 pieces[0].bay,
@@ -159,8 +176,24 @@ def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdg
     return zones
 
 
+def _columns(zones: list[tuple[int, int, ShelfEdge]]) -> tuple[int, int] | None:
+    """A slice's columns: from its leftmost edge's start to its rightmost edge's end."""
+    if not zones:
+        return None
+    return min(e.x1 for _, _, e in zones), max(e.x2 for _, _, e in zones)
+
+
+def seen_ends(zones: list[Zone]) -> dict[int, tuple[int, int]]:
+    """Per shelf, the columns its edge strip was seen over (not the bay's)."""
+    ends: dict[int, tuple[int, int]] = {}
+    for z in zones:
+        lo, hi = ends.get(z.shelf, (z.edge.x1, z.edge.x2))
+        ends[z.shelf] = (min(lo, z.edge.x1), max(hi, z.edge.x2))
+    return ends
+
+
 def _open_level(
-    zones: list[tuple[int, int, ShelfEdge]], boxes: np.ndarray, h: int
+    zones: list[tuple[int, int, ShelfEdge]], boxes: np.ndarray, h: int, columns: tuple[int, int]
 ) -> list[tuple[int, int, ShelfEdge]]:
     """The level below a bay's lowest edge, where a row of products stands on a shelf the
     photo does not show (cut off by the frame, or an edge too faint to find): at least
@@ -169,11 +202,9 @@ def _open_level(
     gaps were lost (real-gaps' photos are crops: their bottom row often has no edge in view).
     The one product-row correction kept on the shelf-edge net's lines (``merge_rows``, the
     general one, made more wrong shelves there than it fixed: see the README)."""
-    if not zones:
-        return []
     edge = zones[-1][2]
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
-    row = boxes[(cx >= edge.x1) & (cx <= edge.x2) & (boxes[:, 1] >= edge.y_bottom)]
+    row = boxes[(cx >= columns[0]) & (cx <= columns[1]) & (boxes[:, 1] >= edge.y_bottom)]
     if len(row) < OPEN_LEVEL_ROW:
         return []
     base = min(h - 1, int(np.percentile(row[:, 3], 90)))
@@ -201,8 +232,8 @@ def shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
     cy = (boxes[:, 1] + boxes[:, 3]) / 2
     top = np.array([z.top for z in zones], float)
     bottom = np.array([z.edge.y_bottom for z in zones], float)
-    x1 = np.array([z.edge.x1 for z in zones], float)
-    x2 = np.array([z.edge.x2 for z in zones], float)
+    x1 = np.array([z.x1 for z in zones], float)
+    x2 = np.array([z.x2 for z in zones], float)
     dist = np.maximum(np.maximum(top[None] - cy[:, None], cy[:, None] - bottom[None]), 0)
     dist += np.maximum(np.maximum(x1[None] - cx[:, None], cx[:, None] - x2[None]), 0)
     return np.array([z.shelf for z in zones])[np.argmin(dist, axis=1)]
@@ -211,13 +242,11 @@ def shelf_of(boxes: np.ndarray, zones: list[Zone]) -> np.ndarray:
 def shelf_above(shelf: int, x: float, zones: list[Zone]) -> tuple[Zone, int | None] | None:
     """At column ``x``: the zone of shelf ``shelf`` and the bottom row of the shelf edge
     above it (``None`` for the top shelf); ``None`` off the shelf's zones."""
-    own = [z for z in zones if z.shelf == shelf and z.edge.x1 <= x <= z.edge.x2]
+    own = [z for z in zones if z.shelf == shelf and z.x1 <= x <= z.x2]
     if not own:
         return None
     above = [
-        z.edge.y_bottom
-        for z in zones
-        if z.edge.x1 <= x <= z.edge.x2 and z.edge.y_bottom < own[0].edge.y_top
+        z.edge.y_bottom for z in zones if z.x1 <= x <= z.x2 and z.edge.y_bottom < own[0].edge.y_top
     ]
     return own[0], max(above, default=None)
 
