@@ -35,8 +35,8 @@ class Zone:
     # The slice's columns (from its leftmost edge's start to its rightmost edge's end);
     # None: the edge's own. A level's edge strip seen on part of the bay only (hidden by
     # overhanging packs, faint at the photo's side) is still one shelf across the bay:
-    # with the strip's columns alone its products beyond the strip went to the shelf above
-    # and its gaps there were not looked for.
+    # with the strip's columns alone its products beyond the strip went to the next shelf
+    # up or down and its gaps there were not looked for.
     columns: tuple[int, int] | None = None
 
     @property
@@ -197,7 +197,7 @@ def _open_level(
 ) -> list[tuple[int, int, ShelfEdge]]:
     """The level below a bay's lowest edge, where a row of products stands on a shelf the
     photo does not show (cut off by the frame, or an edge too faint to find): at least
-    OPEN_LEVEL_ROW detected products in the edge's columns whose tops lie below it. Its edge
+    OPEN_LEVEL_ROW detected products in the slice's ``columns`` whose tops lie below it. Its edge
     is the row's base, out of view. Without it those products joined the shelf above and its
     gaps were lost (real-gaps' photos are crops: their bottom row often has no edge in view).
     The one product-row correction kept on the shelf-edge net's lines (``merge_rows``, the
