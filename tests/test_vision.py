@@ -372,7 +372,11 @@ def _shelf_of_packs(xs: list[int], seed: int) -> tuple[np.ndarray, object, list]
         scores=np.ones(len(xs)),
         shelf=np.ones(len(xs), int),
     )
-    zones = [Zone(top=30, bottom=200, edge=ShelfEdge(200, 216, 0, 900, 1.0), bay=1, shelf=1)]
+    zones = [
+        Zone(
+            top=30, bottom=200, edge=ShelfEdge(200, 216, 0, 900, 1.0), bay=1, shelf=1, x1=0, x2=900
+        )
+    ]
     return image, products, zones
 
 
@@ -428,8 +432,12 @@ def test_a_void_that_does_not_reach_down_to_its_shelf_is_no_gap() -> None:
     from shelfwatch.vision.zones import Zone
 
     zones = [
-        Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
-        Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
+        Zone(
+            top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1, x1=0, x2=800
+        ),
+        Zone(
+            top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2, x1=0, x2=800
+        ),
     ]
     none = Products(xyxy=np.zeros((0, 4)), scores=np.zeros(0), shelf=np.zeros(0, int))
     voids = np.array([[100, 230, 160, 300], [300, 260, 360, 415]], float)
@@ -445,8 +453,12 @@ def test_a_gap_is_cut_to_its_shelf_level() -> None:
     from shelfwatch.vision.zones import Zone
 
     zones = [
-        Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
-        Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
+        Zone(
+            top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1, x1=0, x2=800
+        ),
+        Zone(
+            top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2, x1=0, x2=800
+        ),
     ]
     assert within_level((300, 100, 400, 500), 2, zones) == (300, 215, 400, 435)
     assert within_level((300, 250, 400, 430), 2, zones) == (300, 250, 400, 430)  # inside
@@ -531,8 +543,12 @@ def test_the_void_mask_drops_gaps_it_does_not_mark_and_adds_areas_it_marks_surel
     from shelfwatch.vision.zones import Zone
 
     zones = [
-        Zone(top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1),
-        Zone(top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2),
+        Zone(
+            top=20, bottom=200, edge=ShelfEdge(200, 215, 0, 800, 1.0), bay=1, shelf=1, x1=0, x2=800
+        ),
+        Zone(
+            top=230, bottom=420, edge=ShelfEdge(420, 435, 0, 800, 1.0), bay=1, shelf=2, x1=0, x2=800
+        ),
     ]
     mask = np.zeros((450, 800), np.float32)
     mask[60:200, 100:180] = 0.9  # an empty facing on shelf 1, marked: kept

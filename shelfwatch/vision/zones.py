@@ -24,28 +24,22 @@ OPEN_LEVEL_ROW = 3
 @dataclass(frozen=True)
 class Zone:
     """A piece of one shelf level: the band from ``top`` down to ``bottom`` (its shelf edge's
-    top) over the edge's columns, in one slice of the photo whose shelves sit at one height.
-    Pieces of one physical shelf in neighbouring slices share ``shelf``."""
+    top) over columns ``x1``..``x2``, in one slice of the photo whose shelves sit at one
+    height. Pieces of one physical shelf in neighbouring slices share ``shelf``.
+
+    The columns are the slice's (from its leftmost edge's start to its rightmost edge's
+    end), not the edge strip's own: a strip seen on part of the bay only (hidden by
+    overhanging packs, faint at the photo's side) is still one shelf across the bay. With
+    the strip's columns its products beyond the strip went to the next shelf up or down and
+    its gaps there were not looked for."""
 
     top: int
     bottom: int
     edge: ShelfEdge
     bay: int
     shelf: int
-    # The slice's columns (from its leftmost edge's start to its rightmost edge's end);
-    # None: the edge's own. A level's edge strip seen on part of the bay only (hidden by
-    # overhanging packs, faint at the photo's side) is still one shelf across the bay:
-    # with the strip's columns alone its products beyond the strip went to the next shelf
-    # up or down and its gaps there were not looked for.
-    columns: tuple[int, int] | None = None
-
-    @property
-    def x1(self) -> int:
-        return self.edge.x1 if self.columns is None else self.columns[0]
-
-    @property
-    def x2(self) -> int:
-        return self.edge.x2 if self.columns is None else self.columns[1]
+    x1: int
+    x2: int
 
 
 def edge_lines(scores: np.ndarray | None) -> np.ndarray | None:
@@ -70,7 +64,7 @@ def shelf_zones(
     h = gray.shape[0]
     slices: list[list[tuple[int, int, ShelfEdge]]] = []
     at_upright: list[bool] = []
-    spans: list[tuple[int, int] | None] = []  # each slice's columns
+    spans: list[tuple[int, int]] = []  # each slice's columns
     # Product rows correct classical edges only: on learned lines their corrections made more
     # wrong shelves than they fixed (first 20 photos of real-shelves: precision 0.85 without
     # them, 0.77 with).
@@ -82,7 +76,7 @@ def shelf_zones(
             inside = (centres >= bay.x1) & (centres < bay.x2)
             bay_zones = merge_rows(bay_zones, product_rows(boxes[inside]), boxes[inside])
         columns = _columns(bay_zones)
-        if boxes is not None and columns is not None:
+        if boxes is not None:
             bay_zones += _open_level(bay_zones, boxes, h, columns)
         slices.append(bay_zones)
         at_upright.append(bay.after_upright)
@@ -102,7 +96,7 @@ def shelf_zones(
             else:
                 number, next_shelf = next_shelf, next_shelf + 1
             current.append(number)
-            zones.append(Zone(a, b, e, bay, number, spans[i]))
+            zones.append(Zone(a, b, e, bay, number, *spans[i]))
         chain = current
     return _number_top_down(zones)
 
@@ -176,11 +170,10 @@ def _edge_zones(edges: list[ShelfEdge], h: int) -> list[tuple[int, int, ShelfEdg
     return zones
 
 
-def _columns(zones: list[tuple[int, int, ShelfEdge]]) -> tuple[int, int] | None:
-    """A slice's columns: from its leftmost edge's start to its rightmost edge's end."""
-    if not zones:
-        return None
-    return min(e.x1 for _, _, e in zones), max(e.x2 for _, _, e in zones)
+def _columns(zones: list[tuple[int, int, ShelfEdge]]) -> tuple[int, int]:
+    """A slice's columns: from its leftmost edge's start to its rightmost edge's end ((0, 0)
+    for a slice without levels, which makes no zone)."""
+    return min((e.x1 for _, _, e in zones), default=0), max((e.x2 for _, _, e in zones), default=0)
 
 
 def seen_ends(zones: list[Zone]) -> dict[int, tuple[int, int]]:
@@ -202,6 +195,8 @@ def _open_level(
     gaps were lost (real-gaps' photos are crops: their bottom row often has no edge in view).
     The one product-row correction kept on the shelf-edge net's lines (``merge_rows``, the
     general one, made more wrong shelves there than it fixed: see the README)."""
+    if not zones:
+        return []
     edge = zones[-1][2]
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
     row = boxes[(cx >= columns[0]) & (cx <= columns[1]) & (boxes[:, 1] >= edge.y_bottom)]
