@@ -407,6 +407,35 @@ def test_a_bare_stretch_between_products_is_a_gap_and_a_missed_product_is_not() 
     assert bare_stretches(products, zones, fixture, back, covered, weak_void) == []
 
 
+def test_the_body_of_a_pack_boxed_at_its_print_is_no_gap() -> None:
+    """A box over a gap's columns that ends in its upper part, the gap coloured as the box's
+    pack, is a tall pack the detector boxed at its label: the void under the box is the rest
+    of the pack. Under a box that ends over the bare back, the gap stays."""
+    from shelfwatch.core.scene import Gap, Products
+    from shelfwatch.vision.facings import Fixture
+    from shelfwatch.vision.gaps import without_pack_bodies
+
+    image, products, _ = _shelf_of_packs([20, 90, 160, 560, 630], seed=2)
+    image[60:200, 300:380] = (40, 140, 150)  # a tall olive pack
+    image[95:125, 300:380] = (160, 40, 200)  # its magenta label
+    boxed = np.array([[300, 60, 380, 140]])  # the detector's box: the label and above
+    products = Products(
+        xyxy=np.concatenate([products.xyxy, boxed]),
+        scores=np.ones(6),
+        shelf=np.ones(6, int),
+    )
+    fixture = Fixture.of(image)
+    back = fixture.back_lab([(0, 30, 900, 200)])
+    gap = Gap(1, (296, 110, 384, 200))  # what the void head saw under the box
+    assert without_pack_bodies([gap], products, fixture, back) == []
+    image[140:200, 300:380] = image[140:200, 440:520]  # now the back shows under the box
+    fixture = Fixture.of(image)
+    assert without_pack_bodies([gap], products, fixture, back) == [gap]
+    # A gap beside the box, not under it, is not judged by it.
+    beside = Gap(1, (400, 60, 540, 200))
+    assert without_pack_bodies([beside], products, fixture, back) == [beside]
+
+
 def test_a_bare_stretch_at_the_end_of_a_shelf_is_a_gap() -> None:
     """From the shelf's end to its outer product: an empty end of the shelf is a gap when
     the void head saw something there and the back shows; a sliver is none."""

@@ -160,6 +160,12 @@ class Fixture:
         )
         return float(like.mean()) >= BARE_SHARE
 
+    def colour(self, box: tuple[int, int, int, int]) -> np.ndarray | None:
+        """The commonest Lab colour inside ``box`` (photo pixels; ``mode_colour``), ``None``
+        when it holds no pixel."""
+        lab = self._crop(self.lab, box)
+        return mode_colour(lab.reshape(-1, 3)).astype(np.float32) if lab.size else None
+
     def _lower_middle(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         x1, y1, x2, y2 = box
         top, bottom = lower_middle(y1, y2)

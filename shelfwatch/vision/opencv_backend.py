@@ -20,7 +20,14 @@ from shelfwatch.core.scene import Gap, Products, Shelf, ShelfScene
 from shelfwatch.vision.detector import infer
 from shelfwatch.vision.facings import Fixture, find_facings, fixture_back_lab
 from shelfwatch.vision.frame import reading_side
-from shelfwatch.vision.gaps import bare_stretches, fit_gaps, masked_gaps, uncovered, void_gaps
+from shelfwatch.vision.gaps import (
+    bare_stretches,
+    fit_gaps,
+    masked_gaps,
+    uncovered,
+    void_gaps,
+    without_pack_bodies,
+)
 from shelfwatch.vision.layout import join_gaps, keep_shelves, stocked
 from shelfwatch.vision.quality import photo_quality
 from shelfwatch.vision.rows import row_facings
@@ -247,6 +254,7 @@ def _segment_upright(
             gaps = fit_gaps(gaps, products, zones, fixture)
             if found.void_mask is not None:
                 gaps = masked_gaps(gaps, found.void_mask, products, zones)
+            gaps = without_pack_bodies(gaps, products, fixture, back)
             bare = bare_stretches(products, zones, fixture, back, gaps, found.voids)
             gaps = join_gaps(gaps + bare)
         else:  # weights without a void head: empty columns no detected product covers
