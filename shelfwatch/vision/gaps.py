@@ -12,7 +12,7 @@ from shelfwatch.core.scene import Gap, Products
 from shelfwatch.vision.evaluation import points_in_box
 from shelfwatch.vision.facings import Fixture
 from shelfwatch.vision.layout import join_gaps
-from shelfwatch.vision.zones import Zone, level_rows, shelf_above, shelf_of
+from shelfwatch.vision.zones import Zone, level_rows, shelf_above, shelf_ends, shelf_of
 
 # A bare stretch is at least this share of its shelf's median product width (loose boxes
 # inflate the median).
@@ -139,11 +139,11 @@ def fit_gaps(gaps: list[Gap], products: Products, zones: list[Zone], fixture: Fi
     """Each gap cut to its shelf level, then carried along its shelf over what looks like
     its inside, up to the nearest detected products either side (or the shelf's end)."""
     out = []
+    ends = shelf_ends(zones)
+    whole = (0, int(fixture.lab.shape[1] / fixture.scale))  # a gap off every shelf's zones
     for g in gaps:
         x1, y1, x2, y2 = within_level(g.bbox, g.shelf, zones)
-        ends = [(z.x1, z.x2) for z in zones if z.shelf == g.shelf]
-        left = min((a for a, _ in ends), default=0)
-        right = max((b for _, b in ends), default=int(fixture.lab.shape[1] / fixture.scale))
+        left, right = ends.get(g.shelf, whole)
         boxes = products.xyxy[products.shelf == g.shelf]
         for bx1, _, bx2, _ in boxes[_beside(boxes, y1, y2)]:
             if bx1 + bx2 < x1 + x2:
@@ -206,19 +206,20 @@ def bare_stretches(
     if back is None or not len(voids):
         return []
     centres = (voids[:, :2] + voids[:, 2:]) / 2
+    ends = shelf_ends(zones)
     out = []
     for number in np.unique(products.shelf[products.shelf > 0]):
         boxes = products.xyxy[products.shelf == number]
         boxes = boxes[np.argsort(boxes[:, 0])]
         width = float(np.median(boxes[:, 2] - boxes[:, 0]))
-        own = [z for z in zones if z.shelf == number]
+        own = ends.get(int(number))
         # Between products, and from the shelf's ends to its outer products.
-        stretches = [(min(e.x1 for e in own), int(boxes[0, 0]))] if own else []
+        stretches = [(own[0], int(boxes[0, 0]))] if own else []
         reach = int(boxes[0, 2])  # the right end of the products so far
         for x1, _, x2, _ in boxes[1:]:
             stretches.append((reach, int(x1)))
             reach = max(reach, int(x2))
-        stretches += [(reach, max(e.x2 for e in own))] if own else []
+        stretches += [(reach, own[1])] if own else []
         for left, right in stretches:
             if right - left < BARE_MIN_WIDTH * width or _gap_over(gaps, int(number), left, right):
                 continue

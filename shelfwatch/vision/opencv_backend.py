@@ -35,7 +35,7 @@ from shelfwatch.vision.shelves import estimate_tilt, find_shelf_edges
 from shelfwatch.vision.zones import (
     Zone,
     edge_lines,
-    seen_ends,
+    shelf_ends,
     shelf_of,
     shelf_zones,
     shelves_of,
@@ -317,7 +317,7 @@ def _with_row_facings(found: infer.Detected, zones: list[Zone], width: int) -> t
             weak_shelf,
             found.voids,
             found.void_scores,
-            seen_ends(zones),
+            shelf_ends(zones, seen=True),
             width,
         )
         # Weak boxes are taken for standing on their shelf's edge: not where it is out of

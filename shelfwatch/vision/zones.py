@@ -176,12 +176,14 @@ def _columns(zones: list[tuple[int, int, ShelfEdge]]) -> tuple[int, int]:
     return min((e.x1 for _, _, e in zones), default=0), max((e.x2 for _, _, e in zones), default=0)
 
 
-def seen_ends(zones: list[Zone]) -> dict[int, tuple[int, int]]:
-    """Per shelf, the columns its edge strip was seen over (not the bay's)."""
+def shelf_ends(zones: list[Zone], seen: bool = False) -> dict[int, tuple[int, int]]:
+    """Per shelf, its columns over all its pieces: the slices' (``Zone.x1``..``x2``), or
+    with ``seen`` those its edge strip was seen over."""
     ends: dict[int, tuple[int, int]] = {}
     for z in zones:
-        lo, hi = ends.get(z.shelf, (z.edge.x1, z.edge.x2))
-        ends[z.shelf] = (min(lo, z.edge.x1), max(hi, z.edge.x2))
+        a, b = (z.edge.x1, z.edge.x2) if seen else (z.x1, z.x2)
+        lo, hi = ends.get(z.shelf, (a, b))
+        ends[z.shelf] = (min(lo, a), max(hi, b))
     return ends
 
 
