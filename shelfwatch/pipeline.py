@@ -3,9 +3,10 @@
 photo -> segmenter (shelves, product masks, gaps) -> SKU identification -> the planned
 facings the detector was unsure of or drew no box on (when the planogram is known) -> the
 pieces of each pack made one product (when the catalog gives pack sizes) -> runs of packs
-located by their packshot (when the catalog has reference images) -> gap sizes in cm and
-missing facings (when the fixture width or the planogram is known) -> the quality gate's
-verdict (usable or retake).
+located by their packshot (when the catalog has reference images) -> the gaps between two
+planned blocks that hold all their planned facings dropped as slack (when the planogram is
+known) -> gap sizes in cm and missing facings (when the fixture width or the planogram is
+known) -> the quality gate's verdict (usable or retake).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, skus_by
 from shelfwatch.planogram.packs import whole_packs
 from shelfwatch.planogram.packshots import located_packs
 from shelfwatch.planogram.sku import Signature, identify_skus
+from shelfwatch.planogram.slack import without_slack
 from shelfwatch.vision.base import Segmenter
 from shelfwatch.vision.quality import gate, measure
 
@@ -74,6 +76,7 @@ def finish(
         scene = whole_packs(scene, context.catalog)
         if context.signatures:
             scene = located_packs(image, scene, context.catalog, context.signatures)
+    scene = without_slack(scene, context.planogram, context.catalog)
     return judge(image, size_gaps(scene, context))
 
 

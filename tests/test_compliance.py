@@ -13,6 +13,7 @@ from shelfwatch.db.engine import session_factory
 from shelfwatch.db.migrate import upgrade
 from shelfwatch.planogram.compliance import align, check_compliance
 from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition
+from shelfwatch.planogram.slack import without_slack
 from shelfwatch.services.audits import run_audit
 from shelfwatch.services.catalog import import_catalog, import_planogram
 from shelfwatch.services.storage import PhotoStore
@@ -323,3 +324,24 @@ def test_the_daily_audit_counts_a_wide_box_as_check_does(tmp_path: Path) -> None
         import_planogram(session, tmp_path / "planogram.csv", effective_from=day)
         found = run_audit(session, "S1", day).fixtures["F1"].findings
     assert [(f.type, f.expected_sku) for f in found] == []
+
+
+def test_space_between_two_full_blocks_the_plan_puts_side_by_side_is_no_gap() -> None:
+    """Slack between blocks is no gap; a gap beside a short block, in a whole missing
+    block's place, or beside a block filled only by planogram-confirmed facings stays."""
+    two = plan([("A", 2), ("B", 2)])
+    full = scene(["A", "A", "_", "B", "B"], gaps=[(1, 2, 3)])
+    assert without_slack(full, two, {}).gaps == []
+    assert check_compliance(without_slack(full, two, {}), two).findings == []
+
+    short = scene(["A", "_", "B", "B"], gaps=[(1, 1, 2)])
+    assert without_slack(short, two, {}).gaps == short.gaps
+
+    three = plan([("A", 2), ("C", 1), ("B", 2)])  # C's whole block is missing
+    assert without_slack(full, three, {}).gaps == full.gaps
+
+    confirmed = replace(
+        full, products=replace(full.products, source=["detector", "planogram", *["detector"] * 2])
+    )
+    assert without_slack(confirmed, two, {}).gaps == full.gaps
+    assert without_slack(full, [], {}).gaps == full.gaps  # no plan, no judgement

@@ -1,0 +1,54 @@
+"""Slack between planned blocks: empty space where no planned product is missing.
+
+Packs seldom fill a shelf edge to edge: between the blocks of two SKUs there is often
+space about one narrow facing wide, which the void head reads as empty, as it would a
+missing can. With the planogram the two can be told apart: where the blocks on either
+side of the space are neighbours in the plan and each holds all its planned facings as
+seen, no product is missing there, so the space is no gap. Facings the planogram step
+confirmed (``PLANOGRAM``) do not count here: they were added because the plan expected
+them, and counting them would let the plan explain away a gap it caused.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+
+from shelfwatch.core.scene import PLANOGRAM, Gap, ShelfScene
+from shelfwatch.planogram.formats import CatalogItem, PlanogramPosition, expected_layout
+from shelfwatch.planogram.realogram import Run, realogram, runs
+
+
+def without_slack(
+    scene: ShelfScene, planogram: list[PlanogramPosition], catalog: dict[str, CatalogItem]
+) -> ShelfScene:
+    """``scene`` without the gaps that lie between two blocks the plan puts side by side,
+    each seen with at least its planned facings by the detector or a packshot; the scene
+    itself without a planogram or gaps."""
+    if not planogram or not scene.gaps:
+        return scene
+    seen = np.array([source != PLANOGRAM for source in scene.products.source], bool)
+    widths = {sku: float(c.width_cm) for sku, c in catalog.items() if c.width_cm}
+    rows = realogram(replace(scene, products=scene.products[seen]), widths)
+    layout = expected_layout(planogram)
+    gaps = [
+        g for g in scene.gaps if not _slack(g, runs(rows.get(g.shelf, [])), layout.get(g.shelf, []))
+    ]
+    return scene if len(gaps) == len(scene.gaps) else replace(scene, gaps=gaps)
+
+
+def _slack(gap: Gap, seen: list[Run], plan: list[PlanogramPosition]) -> bool:
+    """Whether the runs either side of ``gap`` (the nearest by centre) are two blocks the
+    plan puts side by side, each with all its planned facings."""
+    centre = (gap.bbox[0] + gap.bbox[2]) / 2
+    left = [r for r in seen if (r.bbox[0] + r.bbox[2]) / 2 < centre]
+    right = [r for r in seen if (r.bbox[0] + r.bbox[2]) / 2 > centre]
+    if not left or not right or left[-1].sku is None or right[0].sku is None:
+        return False
+    a, b = left[-1], right[0]
+    return any(
+        p.sku == a.sku and q.sku == b.sku and a.facings >= p.facings and b.facings >= q.facings
+        for p, q in itertools.pairwise(plan)
+    )
