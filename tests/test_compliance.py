@@ -345,3 +345,16 @@ def test_space_between_two_full_blocks_the_plan_puts_side_by_side_is_no_gap() ->
     )
     assert without_slack(confirmed, two, {}).gaps == full.gaps
     assert without_slack(full, [], {}).gaps == full.gaps  # no plan, no judgement
+
+
+def test_space_beside_another_skus_pack_in_a_planned_slot_is_no_gap() -> None:
+    """A pack the plan does not put on the shelf, standing in a planned slot, fills it: the
+    space beside it is no gap while the blocks and it fill every slot, and stays one when
+    a planned facing is still missing."""
+    two = plan([("A", 2), ("B", 2)])
+    intruder = scene(["A", "X", "_", "B", "B"], gaps=[(1, 2, 3)])
+    assert without_slack(intruder, two, {}).gaps == []
+    assert ("extra", 1, 1, None, "X") in kinds(check_compliance(intruder, two))
+
+    still_short = scene(["A", "X", "_", "B"], gaps=[(1, 2, 3)])
+    assert without_slack(still_short, two, {}).gaps == still_short.gaps

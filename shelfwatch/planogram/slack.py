@@ -6,7 +6,10 @@ missing can. With the planogram the two can be told apart: where the blocks on e
 side of the space are neighbours in the plan and each holds all its planned facings as
 seen, no product is missing there, so the space is no gap. Facings the planogram step
 confirmed (``PLANOGRAM``) do not count here: they were added because the plan expected
-them, and counting them would let the plan explain away a gap it caused.
+them, and counting them would let the plan explain away a gap it caused. A product of a
+SKU the plan does not put on the shelf, standing between the two blocks, fills one of
+their slots: the space left beside it (a narrow pack in a wide pack's slot) is no gap
+either, as long as the blocks and it together fill every planned slot.
 """
 
 from __future__ import annotations
@@ -40,15 +43,25 @@ def without_slack(
 
 
 def _slack(gap: Gap, seen: list[Run], plan: list[PlanogramPosition]) -> bool:
-    """Whether the runs either side of ``gap`` (the nearest by centre) are two blocks the
-    plan puts side by side, each with all its planned facings."""
+    """Whether the runs either side of ``gap`` (the nearest by centre, past products the
+    plan puts on no slot of this shelf) are two blocks the plan puts side by side that,
+    with those products in their slots, hold all their planned facings."""
+    planned = {p.sku for p in plan}
     centre = (gap.bbox[0] + gap.bbox[2]) / 2
     left = [r for r in seen if (r.bbox[0] + r.bbox[2]) / 2 < centre]
     right = [r for r in seen if (r.bbox[0] + r.bbox[2]) / 2 > centre]
+    foreign = 0  # facings of other SKUs between the blocks: each stands in a planned slot
+    while left and left[-1].sku is not None and left[-1].sku not in planned:
+        foreign += left.pop().facings
+    while right and right[0].sku is not None and right[0].sku not in planned:
+        foreign += right.pop(0).facings
     if not left or not right or left[-1].sku is None or right[0].sku is None:
         return False
     a, b = left[-1], right[0]
     return any(
-        p.sku == a.sku and q.sku == b.sku and a.facings >= p.facings and b.facings >= q.facings
+        p.sku == a.sku
+        and q.sku == b.sku
+        and a.facings + b.facings + foreign >= p.facings + q.facings
+        and min(a.facings - p.facings, b.facings - q.facings) >= -foreign
         for p, q in itertools.pairwise(plan)
     )
