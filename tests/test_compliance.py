@@ -225,6 +225,20 @@ def test_overlapping_boxes_count_the_overlap_once() -> None:
     assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
 
 
+def test_a_wide_box_beside_a_loose_one_counts_from_their_overlaps_middle() -> None:
+    """A loose box over the first of three packs reaching onto the second, and a box over
+    the other two: three facings. Counted from where the loose box ends, the wide box
+    would show under two packs and count one."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 9, 10),  # 45 px
+        "B": CatalogItem("B", "b", "BrandY", "c", 10, 10),  # 50 px: the photo's scale
+    }
+    shelf = [("B", 0, 50), ("B", 50, 100), ("B", 100, 150), ("B", 150, 200)]
+    shelf += [("A", 210, 268), ("A", 250, 345)]  # the packs stand at 210-255, 255-300, 300-345
+    planned = plan([("B", 4), ("A", 3)])
+    assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
+
+
 def test_a_wide_box_counts_the_packs_its_mask_shows_not_its_overhang() -> None:
     """A box over three B packs that reaches past them onto the fixture back (its mask
     shows product over the packs only) is three facings, not the four its width gives;

@@ -160,14 +160,16 @@ def _piece_of(row: list[ObservedFacing], i: int, step: int) -> ObservedFacing | 
 
 def _merged_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:
     """A box as wide as several packs of its SKU holds that many facings. Its width is
-    the columns it shows product in (``shown``), counted from where the boxes left of it
-    end: overlapping boxes on one run of packs would count the overlap twice."""
+    the columns it shows product in (``shown``), counted from the middle of its overlap
+    with the boxes left of it: from where they end, overlapping boxes on one run of packs
+    would not count the overlap twice, but a loose box over one pack that reaches onto the
+    next would take a pack from the wide box beside it."""
     out: list[ObservedFacing] = []
     covered = -1  # right end of the products so far
     for f in row:
         if f.kind == "product" and f.facing_px:
             lo, hi = f.shown or (f.bbox[0], f.bbox[2])
-            ratio = (hi - max(lo, covered)) / f.facing_px
+            ratio = (hi - (lo + covered) / 2 if covered > lo else hi - lo) / f.facing_px
             if ratio >= MERGED:
                 f = replace(f, facings=int(round(ratio)))
         if f.kind == "product":
