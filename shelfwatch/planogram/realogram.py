@@ -169,7 +169,8 @@ def _merged_facings(row: list[ObservedFacing]) -> list[ObservedFacing]:
     for f in row:
         if f.kind == "product" and f.facing_px:
             lo, hi = f.shown or (f.bbox[0], f.bbox[2])
-            ratio = (hi - (lo + covered) / 2 if covered > lo else hi - lo) / f.facing_px
+            start = (lo + covered) / 2 if covered > lo else lo
+            ratio = (hi - start) / f.facing_px
             if ratio >= MERGED:
                 f = replace(f, facings=int(round(ratio)))
         if f.kind == "product":

@@ -32,9 +32,9 @@ def without_slack(
     itself without a planogram or gaps."""
     if not planogram or not scene.gaps:
         return scene
-    seen = np.array([source != PLANOGRAM for source in scene.products.source], bool)
+    counted = np.array([source != PLANOGRAM for source in scene.products.source], bool)
     widths = {sku: float(c.width_cm) for sku, c in catalog.items() if c.width_cm}
-    rows = realogram(replace(scene, products=scene.products[seen]), widths)
+    rows = realogram(replace(scene, products=scene.products[counted]), widths)
     layout = expected_layout(planogram)
     gaps = [
         g for g in scene.gaps if not _slack(g, runs(rows.get(g.shelf, [])), layout.get(g.shelf, []))
