@@ -239,6 +239,22 @@ def test_a_wide_box_beside_a_loose_one_counts_from_their_overlaps_middle() -> No
     assert kinds(check_compliance(_boxed(shelf), planned, catalog)) == set()
 
 
+def test_the_scale_comes_from_where_packs_stand_not_how_wide_their_boxes_are() -> None:
+    """Boxes a few pixels loose on every pack put the box-width scale 17 % high, and a box
+    over two narrow packs then reads as one; the packs' pitch (centre to centre) gives the
+    photo's 10 px per cm, and the box counts two."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 5, 10),  # 50 px
+        "B": CatalogItem("B", "b", "BrandY", "c", 10, 10),  # 100 px
+    }
+    shelf = [("B", 5, 115), ("B", 105, 215), ("B", 205, 315)]  # packs at 10-110, ... 210-310
+    shelf += [("A", 314, 376), ("A", 364, 426), ("A", 420, 520)]  # 320-370, ... 470-520
+    planned = plan([("B", 3), ("A", 4)])
+    report = check_compliance(_boxed(shelf), planned, catalog)
+    assert kinds(report) == set()
+    assert [f["facings"] for f in report.realogram[0]["facings"]] == [1, 1, 1, 1, 1, 2]
+
+
 def test_a_wide_box_counts_the_packs_its_mask_shows_not_its_overhang() -> None:
     """A box over three B packs that reaches past them onto the fixture back (its mask
     shows product over the packs only) is three facings, not the four its width gives;
@@ -248,7 +264,7 @@ def test_a_wide_box_counts_the_packs_its_mask_shows_not_its_overhang() -> None:
         "B": CatalogItem("B", "b", "BrandY", "c", 12, 10),  # 60 px
     }
     # B's packs stand at 110-170, 170-230 and 230-290; the box runs from 90 to 310.
-    shelf = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83), ("B", 90, 310)]
+    shelf = [("A", 0, 20), ("A", 20, 40), ("A", 40, 60), ("A", 60, 80), ("B", 90, 310)]
     planned = plan([("A", 4), ("B", 3)])
     over = _boxed(shelf)
     assert kinds(check_compliance(over, planned, catalog)) == {("facings_over", 1, 2, "B", "B")}
@@ -324,7 +340,7 @@ def test_the_daily_audit_counts_a_wide_box_as_check_does(tmp_path: Path) -> None
     (tmp_path / "planogram.csv").write_text(
         "planogram,fixture,shelf,position,sku,facings\nP,F1,1,1,A,4\nP,F1,1,2,B,3\n"
     )
-    shelf = [("A", 0, 20), ("A", 21, 41), ("A", 42, 62), ("A", 63, 83), ("B", 90, 310)]
+    shelf = [("A", 0, 20), ("A", 20, 40), ("A", 40, 60), ("A", 60, 80), ("B", 90, 310)]
     scene = _boxed(shelf)
     masks = [np.ones((80, 20), bool)] * 4 + [np.zeros((80, 220), bool)]
     masks[4][:, 20:200] = True  # the packs; the box reaches 20 px past them either side
