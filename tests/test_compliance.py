@@ -255,6 +255,46 @@ def test_the_scale_comes_from_where_packs_stand_not_how_wide_their_boxes_are() -
     assert [f["facings"] for f in report.realogram[0]["facings"]] == [1, 1, 1, 1, 1, 2]
 
 
+def test_of_two_boxes_in_one_column_the_one_no_pack_of_its_sku_fits_is_the_duplicate() -> None:
+    """A bottle found as its top and its body, one of them named after a wide pack it
+    cannot be (a third of that pack's width): whichever of the two it is, upper or lower,
+    larger or smaller, that box is the duplicate and the shelf holds four bottles. Two
+    boxes that both fit their SKU keep the old rule (the upper one, if smaller)."""
+    catalog = {
+        "A": CatalogItem("A", "a", "BrandX", "c", 6, 20),  # 60 px at ten px per cm
+        "W": CatalogItem("W", "w", "BrandY", "c", 18, 15),  # 180 px
+    }
+    row = [("A", 0, 100, 60, 180), ("A", 60, 100, 120, 180), ("A", 120, 100, 180, 180)]
+
+    def bottle_in(*boxes: tuple[str, int, int, int, int]) -> ShelfScene:
+        shelf = row + list(boxes)
+        return ShelfScene(
+            width=400,
+            height=200,
+            shelves=[Shelf(1, 0, 190)],
+            products=Products(
+                xyxy=np.array([b[1:] for b in shelf]),
+                scores=np.ones(len(shelf)),
+                shelf=np.ones(len(shelf), int),
+                sku=[b[0] for b in shelf],
+            ),
+        )
+
+    def skus(scene: ShelfScene) -> list[str | None]:
+        report = check_compliance(scene, plan([("A", 4)]), catalog)
+        assert kinds(report) == set()
+        return [f["sku"] for f in report.realogram[0]["facings"]]
+
+    top_misnamed = bottle_in(("W", 182, 10, 238, 90), ("A", 180, 120, 240, 180))  # larger top
+    body_misnamed = bottle_in(("A", 185, 20, 235, 90), ("W", 180, 110, 240, 180))  # smaller top
+    assert skus(top_misnamed) == skus(body_misnamed) == ["A"] * 4
+    both_fit = bottle_in(("A", 185, 20, 235, 90), ("A", 180, 110, 240, 180))
+    assert [
+        f["sku"]
+        for f in check_compliance(both_fit, plan([("A", 4)]), catalog).realogram[0]["facings"]
+    ] == ["A"] * 4
+
+
 def test_a_wide_box_counts_the_packs_its_mask_shows_not_its_overhang() -> None:
     """A box over three B packs that reaches past them onto the fixture back (its mask
     shows product over the packs only) is three facings, not the four its width gives;
