@@ -436,6 +436,35 @@ def test_the_body_of_a_pack_boxed_at_its_print_is_no_gap() -> None:
     assert without_pack_bodies([beside], products, fixture, back) == [beside]
 
 
+def test_one_long_gap_under_a_row_of_packs_boxed_at_their_print_is_no_gap() -> None:
+    """Three tall packs side by side, each boxed at its label and above, read as one long
+    gap under them: no box lies over half of it, together they lie over most of it, so it
+    is their bodies. The label is most of each box, so the pack's colour is the box's
+    foot's. Where the back shows under two of the three, the gap stays."""
+    from shelfwatch.core.scene import Gap, Products
+    from shelfwatch.vision.facings import Fixture
+    from shelfwatch.vision.gaps import without_pack_bodies
+
+    image, products, _ = _shelf_of_packs([20, 90, 160, 560, 630], seed=3)
+    plain = image.copy()
+    boxes = []
+    for x in (240, 330, 420):
+        image[60:200, x : x + 80] = (40, 140, 150)  # a tall olive pack
+        image[75:128, x : x + 80] = (160, 40, 200)  # its magenta label, most of the box
+        boxes.append([x, 60, x + 80, 140])  # the detector's box: the label and above
+    products = Products(
+        xyxy=np.concatenate([products.xyxy, np.array(boxes)]),
+        scores=np.ones(8),
+        shelf=np.ones(8, int),
+    )
+    fixture = Fixture.of(image)
+    back = fixture.back_lab([(0, 30, 900, 200)])
+    gap = Gap(1, (236, 110, 504, 200))  # one gap under all three boxes
+    assert without_pack_bodies([gap], products, fixture, back) == []
+    image[140:200, 330:500] = plain[140:200, 330:500]  # the back under two of them
+    assert without_pack_bodies([gap], products, Fixture.of(image), back) == [gap]
+
+
 def test_a_bare_stretch_at_the_end_of_a_shelf_is_a_gap() -> None:
     """From the shelf's end to its outer product: an empty end of the shelf is a gap when
     the void head saw something there and the back shows; a sliver is none."""
