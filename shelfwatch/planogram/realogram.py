@@ -134,10 +134,13 @@ def _stacked(p: Products, one: dict[str, float]) -> np.ndarray:
         & (cols >= STACKED * (x2 - x1))
         & (rows <= STACKED * (y2 - y1))
     )
+    out = np.zeros(len(p), dtype=bool)
+    pairs = np.nonzero(above)
+    if not len(pairs[0]):
+        return out
     fits = np.array([_fits(float(p.widths[k]), one.get(p.sku[k] or "")) for k in range(len(p))])
     area = ((x2 - x1) * (y2 - y1))[:, 0]
-    out = np.zeros(len(p), dtype=bool)
-    for i, j in zip(*np.nonzero(above), strict=True):
+    for i, j in zip(*pairs, strict=True):
         if fits[i] != fits[j]:
             out[j if fits[i] else i] = True
         elif area[i] < area[j]:

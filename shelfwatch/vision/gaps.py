@@ -193,12 +193,12 @@ def _body_of(
     if b - a < min(x2 - x1, bx2 - bx1) / 2 or by1 >= y1 or not y1 - h / 4 <= by2 <= y2 - h / 4:
         return None
     below = fixture.colour((a, max(by2, y1), b, int(y2 - h / 10)))  # above the shelf edge
-    # The box's commonest colour, or its foot's where a label band is the commonest.
-    packs = [fixture.colour((a, by1, b, by2)), fixture.colour((a, by2 - (by2 - by1) // 5, b, by2))]
     if below is None:
         return None
     to_back = np.inf if back is None else float(np.linalg.norm(below - back))
-    for pack in packs:
+    # The box's commonest colour, or its foot's where a label band is the commonest.
+    for part in ((a, by1, b, by2), (a, by2 - (by2 - by1) // 5, b, by2)):
+        pack = fixture.colour(part)
         to_pack = np.inf if pack is None else float(np.linalg.norm(below - pack))
         if to_pack < BODY_COLOUR and to_back > 2 * to_pack:
             return (a, b)
