@@ -417,6 +417,23 @@ def test_space_between_two_full_blocks_the_plan_puts_side_by_side_is_no_gap() ->
     assert without_slack(full, [], {}).gaps == full.gaps  # no plan, no judgement
 
 
+def test_a_space_narrower_than_any_pack_planned_on_its_shelf_is_no_gap() -> None:
+    """After a shelf's last pack, a space under three quarters of the narrowest planned
+    pack (at the photo's scale, 5 px per cm here) held none of them; one a pack wide stays,
+    and so does any gap where the photo's scale is unknown."""
+    catalog = {
+        "B": CatalogItem("B", "b", "BrandX", "c", 12, 10),  # 60 px
+        "C": CatalogItem("C", "c", "BrandY", "c", 10, 10),  # 50 px
+    }
+    two = plan([("B", 2), ("C", 2)])
+    packs = [("B", 0, 60), ("B", 60, 120), ("C", 120, 170), ("C", 170, 220)]
+    narrow = replace(_boxed(packs), gaps=[Gap(1, (220, 100, 250, 180))])  # 30 px
+    assert without_slack(narrow, two, catalog).gaps == []
+    wide = replace(_boxed(packs), gaps=[Gap(1, (220, 100, 270, 180))])  # 50 px: a C
+    assert without_slack(wide, two, catalog).gaps == wide.gaps
+    assert without_slack(narrow, two, {}).gaps == narrow.gaps  # no pack widths, no scale
+
+
 def test_space_beside_another_skus_pack_in_a_planned_slot_is_no_gap() -> None:
     """A pack the plan does not put on the shelf, standing in a planned slot, fills it: the
     space beside it is no gap while the blocks and it fill every slot, and stays one when

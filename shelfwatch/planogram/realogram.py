@@ -84,7 +84,7 @@ def realogram(
     standing on another's columns is that facing (``_stacked``)."""
     rows: dict[int, list[ObservedFacing]] = {s.index: [] for s in scene.shelves}
     p = scene.products
-    one = _facing_px(scene, widths_cm or {})
+    one = facing_px(scene, widths_cm or {})
     stacked = _stacked(p, one)
     for i in range(len(p)):
         shelf = int(p.shelf[i])
@@ -148,13 +148,13 @@ def _stacked(p: Products, one: dict[str, float]) -> np.ndarray:
     return out
 
 
-def _fits(width: float, facing_px: float | None) -> bool:
-    """Whether a box this wide is some whole number of packs ``facing_px`` wide, give or
+def _fits(width: float, pack_px: float | None) -> bool:
+    """Whether a box this wide is some whole number of packs ``pack_px`` wide, give or
     take ``MISFIT`` (False for a box of no known SKU or pack width)."""
-    if not facing_px or width <= 0:
+    if not pack_px or width <= 0:
         return False
-    packs = max(1, round(width / facing_px))
-    return 1 / MISFIT <= width / (packs * facing_px) <= MISFIT
+    packs = max(1, round(width / pack_px))
+    return 1 / MISFIT <= width / (packs * pack_px) <= MISFIT
 
 
 def _named_pieces(row: list[ObservedFacing]) -> list[ObservedFacing]:
@@ -274,7 +274,7 @@ def pitch_per_cm(scene: ShelfScene, widths_cm: dict[str, float]) -> float | None
     return float(np.median(scales)) if len(scales) >= 3 else None
 
 
-def _facing_px(scene: ShelfScene, widths_cm: dict[str, float]) -> dict[str, float]:
+def facing_px(scene: ShelfScene, widths_cm: dict[str, float]) -> dict[str, float]:
     """Per SKU of the catalog, one facing's width in this photo's pixels (``pitch_per_cm``,
     else ``px_per_cm``); empty without identified boxes."""
     scale = pitch_per_cm(scene, widths_cm) or px_per_cm(scene, widths_cm)
