@@ -118,12 +118,21 @@ def line_profile(horiz: np.ndarray, slack: int, slices: int = 8) -> np.ndarray:
     """
     h, w = horiz.shape
     bounds = np.linspace(0, w, max(1, min(slices, w)) + 1).astype(int)
-    kernel = np.ones((2 * slack + 1, 1), np.uint8)
-    parts = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        prof = horiz[:, a:b].mean(axis=1).astype(np.float32)[:, None]
-        parts.append(cv2.dilate(prof, kernel)[:, 0])
-    return np.mean(parts, axis=0)
+    shares = np.stack(
+        [_row_sums(horiz, a, b) / (b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+        axis=1,
+    ).astype(np.float32)
+    # Each slice's column dilated on its own (one call for all: the kernel is one column wide).
+    drifted = cv2.dilate(shares, np.ones((2 * slack + 1, 1), np.uint8))
+    return np.ascontiguousarray(drifted.T).mean(axis=0)
+
+
+def _row_sums(lines: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Per row, how many pixels of columns ``a``..``b`` of a 0/1 map are set (int32). The
+    same sums as numpy's mean times the width (small integers add up exactly in any order),
+    at a fifth of the time: the shelves stage reads thousands of such slices a photo."""
+    part = lines[:, a:b].view(np.uint8) if lines.dtype == bool else lines[:, a:b]
+    return cv2.reduce(part, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
 
 
 def _percentile(ordered: np.ndarray, q: float) -> float:
@@ -431,7 +440,7 @@ def column_profiles(horiz: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Per column between ``bounds``: the share of its pixels on a long horizontal edge, per
     row, blurred over a few rows so a line that drifts a little still lines up."""
     shares = [
-        horiz[:, a:b].mean(axis=1, dtype=np.float32)
+        _row_sums(horiz, a, b).astype(np.float32) / np.float32(b - a)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
     return gaussian_filter1d(np.stack(shares), max(1.0, 0.006 * horiz.shape[0]), axis=1)
