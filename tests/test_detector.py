@@ -491,3 +491,25 @@ def test_the_shipped_recipe_trains_from_the_shared_folder(
     assert trained["uprights"]["steps"] == 4 and trained["facings_long"]["steps"] == 8
     bad = _run("train", "--backend", "default", "--shared", tmp_path, "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "real-products" in bad.stderr
+
+
+def test_a_peak_centred_inside_a_better_box_is_a_duplicate() -> None:
+    """A box (best first) is a duplicate when its centre lies in the inner 70 % of a box
+    scored higher, and only then: the pairwise check against its plain definition."""
+    from shelfwatch.vision.detector.infer import _centre_inside_better
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 40, 300):
+        corner = rng.random((n, 2)) * 600
+        boxes = np.concatenate([corner, corner + 10 + rng.random((n, 2)) * 60], axis=1)
+        boxes = boxes.astype(np.float32)
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        half = (boxes[:, 2:] - boxes[:, :2]) * 0.35
+        plain = [
+            any(np.all(np.abs(centre[i] - centre[j]) <= half[j]) for j in range(i))
+            for i in range(n)
+        ]
+        assert _centre_inside_better(boxes).tolist() == plain
+    # Two boxes on one product: the weaker, centred in the better one, goes; a neighbour stays.
+    one = np.array([[0, 0, 40, 80], [4, 6, 44, 84], [42, 0, 82, 80]], np.float32)
+    assert _centre_inside_better(one).tolist() == [False, True, False]

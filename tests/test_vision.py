@@ -837,3 +837,43 @@ def test_stacked_packs_and_matched_boxes_are_told_apart() -> None:
     hit = matched_truth(pred, truth)
     assert hit.tolist() == [False, False, False, True, False]
     assert greedy_match(pred, truth) == 1
+
+
+def test_line_shares_and_the_foreground_are_their_plain_definitions() -> None:
+    """The shelves and masks stages' fast paths (sums by ``cv2.reduce``, one dilate for all
+    slices, squared distances by lookup) give exactly what the plain arithmetic gives."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from shelfwatch.vision.facings import foreground_mask
+    from shelfwatch.vision.shelves import column_profiles, line_profile
+
+    rng = np.random.default_rng(3)
+    for h, w, share in ((300, 457, 0.05), (41, 9, 0.5), (200, 3, 0.9)):
+        lines = (rng.random((h, w)) < share).astype(np.uint8)
+        slack = 2
+        bounds = np.linspace(0, w, min(8, w) + 1).astype(int)
+        plain = np.mean(
+            [
+                cv2.dilate(
+                    lines[:, a:b].mean(axis=1).astype(np.float32)[:, None],
+                    np.ones((2 * slack + 1, 1), np.uint8),
+                )[:, 0]
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ],
+            axis=0,
+        )
+        assert np.array_equal(line_profile(lines, slack), plain)
+        assert np.array_equal(line_profile(lines.astype(bool), slack), plain)
+        pairs = zip(bounds[:-1], bounds[1:], strict=True)
+        shares = np.stack([lines[:, a:b].mean(axis=1, dtype=np.float32) for a, b in pairs])
+        blurred = column_profiles(lines, bounds)
+        assert np.array_equal(blurred, gaussian_filter1d(shares, max(1.0, 0.006 * h), axis=1))
+    lab = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    texture = rng.random((120, 90)).astype(np.float32) * 120
+    back = np.array([140.5, 127.0, 133.5])
+    diff = lab.astype(np.float32) - back.astype(np.float32)
+    far = (diff**2).sum(axis=2) > 22 * 22
+    plain = cv2.morphologyEx(
+        (far | (texture > 90)).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
+    ).astype(bool)
+    assert np.array_equal(foreground_mask(lab, texture, back), plain)
