@@ -257,11 +257,11 @@ def _flip(boxes: np.ndarray, crop: int) -> np.ndarray:
     return np.stack([crop - boxes[:, 2], boxes[:, 1], crop - boxes[:, 0], boxes[:, 3]], axis=1)
 
 
+# Each 8-bit value over 255 in float32: looked up per pixel, the same numbers as dividing.
+_UNIT = np.arange(256, dtype=np.float32) / 255.0
+
+
 def to_input(bgr: np.ndarray) -> np.ndarray:
     """BGR uint8 HxWx3 -> network input: RGB float32 CHW in [0, 1]."""
-    # A lookup of the 256 values (the same numbers as dividing each pixel), then reordered.
     scaled = cv2.LUT(np.ascontiguousarray(bgr), _UNIT)
     return np.ascontiguousarray(scaled[:, :, ::-1].transpose(2, 0, 1))
-
-
-_UNIT = np.arange(256, dtype=np.float32) / 255.0
