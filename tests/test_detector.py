@@ -513,3 +513,15 @@ def test_a_peak_centred_inside_a_better_box_is_a_duplicate() -> None:
     # Two boxes on one product: the weaker, centred in the better one, goes; a neighbour stays.
     one = np.array([[0, 0, 40, 80], [4, 6, 44, 84], [42, 0, 82, 80]], np.float32)
     assert _centre_inside_better(one).tolist() == [False, True, False]
+
+
+def test_the_network_input_is_rgb_over_255() -> None:
+    """The detector's input (a lookup per 8-bit value) is the photo's RGB channels divided
+    by 255 in float32, exactly: the shipped weights were trained and quantized on that."""
+    from shelfwatch.vision.detector.data import to_input
+
+    bgr = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    plain = np.stack([bgr[:, :, 2], bgr[:, :, 1], bgr[:, :, 0]]).astype(np.float32) / 255.0
+    out = to_input(bgr[:, ::-1][:, ::-1])  # a view with strides of its own reads the same
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert np.array_equal(out, plain)
